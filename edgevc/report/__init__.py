@@ -1,0 +1,1 @@
+"""FLOPs, latency, tables and plots."""
