@@ -16,7 +16,7 @@ from edgevc.errors import AssetError, UnknownNameError
 LABEL_SETS = {"kinetics400": ("kinetics400_labels_src", "_KINETICS400_CATEGORIES", 400)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get_labels(name: str) -> tuple[str, ...]:
     if name not in LABEL_SETS:
         raise UnknownNameError("label set", name, LABEL_SETS)
