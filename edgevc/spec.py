@@ -376,5 +376,6 @@ class ArtifactMeta(_Spec):
     def load(cls, folder: str | Path) -> ArtifactMeta:
         path = Path(folder) / META_FILENAME
         if not path.is_file():
-            raise SpecError(str(path), "artifact metadata not found", f"a folder written by 'edgevc export' with {META_FILENAME}")
+            raise SpecError(str(path), "artifact metadata not found",
+                            f"a folder written by 'edgevc export' with {META_FILENAME}")
         return cls.from_json(path.read_text())
