@@ -139,6 +139,8 @@ def _parse(path: str, value: Any, tp: Any) -> Any:
         raise SpecError(path, f"got {value!r}", _type_name(tp))
     if isinstance(tp, type) and issubclass(tp, _Spec):
         return tp.from_dict(value, path=f"{path}.")
+    if origin in (tuple, list) and isinstance(value, list):
+        return tuple(_parse(f"{path}[{i}]", v, get_args(tp)[0]) for i, v in enumerate(value))
     return _coerce(path, value, tp)
 
 
@@ -325,8 +327,31 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
+class TensorSpec(_Spec):
+    """A named model input or output beyond the clip and the logits (the state of a stream model)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: Literal["float32", "int64"] = "float32"
+
+    def validate(self) -> None:
+        _check(bool(self.name), self, "name", "empty name")
+        _check(all(d >= 0 for d in self.shape), self, "shape", f"got {list(self.shape)}", "sizes >= 0")
+
+
+@dataclass(frozen=True)
 class ArtifactMeta(_Spec):
-    """Everything a device needs to run an exported artifact, read with plain ``json``."""
+    """Everything a device needs to run an exported artifact, read with plain ``json``.
+
+    ``target`` names the export target, which is also the runtime backend
+    (``openvino``, ``onnx``, ``executorch``, ``coreml``); ``model_file`` is the
+    file (or folder) in the artifact the backend opens; ``files`` maps every
+    file the export wrote to its sha256. ``state`` lists, in order, the extra
+    inputs of a stateful stream model (MoViNet stream, online TSM): the
+    model takes ``(frame, *state)`` and returns ``(logits, *new_state)``
+    with the same names and shapes; a clip model has no state.
+    ``macs_per_clip`` is for one call (one frame for a stream model).
+    """
 
     model: str
     labels: tuple[str, ...]
@@ -340,7 +365,10 @@ class ArtifactMeta(_Spec):
     macs_per_clip: int
     precision: Precision
     target: str
+    model_file: str
     files: dict[str, str] = field(default_factory=dict)
+    state: tuple[TensorSpec, ...] = ()
+    profile: str | None = None
     weights_sha256: str | None = None
     edgevc_version: str = __version__
     schema_version: int = SCHEMA_VERSION
@@ -352,6 +380,8 @@ class ArtifactMeta(_Spec):
             f"{SCHEMA_VERSION} (re-export the artifact with this edgevc)",
         )
         _check(bool(self.model), self, "model", "empty name")
+        _check(bool(self.model_file) and "/" not in self.model_file, self, "model_file",
+               f"got {self.model_file!r}", "a plain file name inside the artifact folder")
         _check(len(self.labels) >= 1, self, "labels", "no labels", "at least one label")
         _check(all(d >= 1 for d in self.input_shape), self, "input_shape", f"got {list(self.input_shape)}",
                "positive sizes")
@@ -364,8 +394,17 @@ class ArtifactMeta(_Spec):
         )
         for name, digest in self.files.items():
             _check(bool(_SHA256.match(digest)), self, f"files.{name}", f"got {digest!r}", "64 lowercase hex digits")
-            _check("/" not in name and "\\" not in name and name not in ("", ".", ".."), self,
-                   f"files.{name}", "a file name must not contain a path", "a plain file name")
+            parts = name.replace("\\", "/").split("/")
+            _check(bool(name) and not name.startswith("/") and ".." not in parts and "" not in parts, self,
+                   f"files.{name}", "must be a relative path inside the artifact folder", "e.g. 'model.onnx'")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def stateful(self) -> bool:
+        return bool(self.state)
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / META_FILENAME

@@ -1,0 +1,5 @@
+import sys
+
+from edgevc.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``edgevc`` command; one module per subcommand in ``edgevc.cli.commands``."""
