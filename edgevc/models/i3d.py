@@ -38,7 +38,7 @@ from edgevc import assets
 from edgevc.errors import EdgevcError
 from edgevc.models.layers.same_pad import Conv3dSame, MaxPool3dSame
 from edgevc.models.registry import ModelInfo, Published, register_model
-from edgevc.models.weights import load_into, load_torch_state_dict
+from edgevc.models.weights import load_keeping_fresh_head, load_torch_state_dict
 from edgevc.spec import AggSpec, ClipSpec, PreprocSpec
 
 # ---------------------------------------------------------------------------------------------- blocks
@@ -267,13 +267,8 @@ def _load_pretrained(model: I3D, pretrained: bool | str | Path, weights: str) ->
         state, source = convert_jax_params(ckpt["params"], ckpt["batch_stats"]), f"asset '{weights}'"
     else:
         state, source = load_torch_state_dict(pretrained), str(pretrained)
-    own = model.state_dict()
-    head = [k for k in own if k.startswith("logits.")]
-    if any(k in state and state[k].shape != own[k].shape for k in head):
-        state = {k: v for k, v in state.items() if not k.startswith("logits.")}
-        load_into(model, {**state, **{k: own[k] for k in head}}, source)
-    else:
-        load_into(model, state, source)
+    head = tuple(k for k in model.state_dict() if k.startswith("logits."))
+    load_keeping_fresh_head(model, state, source, head)
 
 
 # ---------------------------------------------------------------------------------------------- builder

@@ -55,7 +55,7 @@ from edgevc.models.layers.causal_conv import CausalConv3d
 from edgevc.models.layers.causal_se import CausalSqueezeExcite3d
 from edgevc.models.layers.stream_pool import CumulativeAvgPool3d
 from edgevc.models.registry import ModelInfo, Published, register_model
-from edgevc.models.weights import load_into, load_torch_state_dict
+from edgevc.models.weights import load_keeping_fresh_head, load_torch_state_dict, no_offline_weights
 from edgevc.spec import ClipSpec, PreprocSpec
 
 Shape = tuple[int, ...]
@@ -258,14 +258,9 @@ class MoViNet(nn.Module):
 
 def _load_pretrained(model: MoViNet, pretrained: bool | str | Path, name: str) -> None:
     if pretrained is True:
-        raise EdgevcError(f"model '{name}' has no pretrained weights that can be fetched offline",
-                          hint="pass pretrained=False, or a path to your own state dict")
-    state = dict(load_torch_state_dict(pretrained))
-    own = model.state_dict()
-    for key in ("head.classifier.weight", "head.classifier.bias"):
-        if key in state and state[key].shape != own[key].shape:  # another head size: keep ours (fresh)
-            state[key] = own[key]
-    load_into(model, state, source=str(pretrained))
+        raise no_offline_weights(name)
+    load_keeping_fresh_head(model, load_torch_state_dict(pretrained), str(pretrained),
+                            ("head.classifier.weight", "head.classifier.bias"))
 
 
 def _create_movinet(variant: str, num_classes: int = 600, pretrained: bool | str | Path = False,

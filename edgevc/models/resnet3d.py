@@ -26,10 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgevc.errors import EdgevcError
 from edgevc.models.layers.conv2plus1d import Conv2Plus1d, midplanes
 from edgevc.models.registry import ModelInfo, Published, register_model
-from edgevc.models.weights import load_into, load_torch_state_dict
+from edgevc.models.weights import load_keeping_fresh_head, load_torch_state_dict, no_offline_weights
 from edgevc.spec import ClipSpec, PreprocSpec
 
 _log = logging.getLogger(__name__)
@@ -150,28 +149,12 @@ class VideoResNet(nn.Module):
 def load_pretrained(
     model: nn.Module, pretrained: bool | str | Path | None, name: str, head_keys: tuple[str, ...]
 ) -> None:
-    """Load a user's torchvision-layout state dict into ``model`` (``strict=True``, ``weights_only=True``).
-
-    A checkpoint whose head has another number of classes loads the backbone
-    and leaves the model's new head as initialised. ``pretrained=True`` raises:
-    these families have no weights that can be fetched offline.
-    """
+    """Load a user's torchvision-layout state dict (``strict``, ``weights_only``); no offline weights exist."""
     if pretrained is False or pretrained is None:
         return
     if pretrained is True:
-        raise EdgevcError(
-            f"model '{name}' has no pretrained weights that can be fetched offline",
-            hint="pass a path to a torchvision checkpoint instead (pretrained=PATH or --weights PATH)",
-        )
-    state = load_torch_state_dict(pretrained)
-    own = model.state_dict()
-    misfit = [k for k in head_keys if k in state and k in own and state[k].shape != own[k].shape]
-    if misfit:
-        _log.warning("%s: the checkpoint's %s is %s, the model's %s; loading the backbone only, the head "
-                     "stays freshly initialised (train it before use)", name, misfit[0],
-                     tuple(state[misfit[0]].shape), tuple(own[misfit[0]].shape))
-        state = {k: v for k, v in state.items() if k not in head_keys} | {k: own[k] for k in head_keys}
-    load_into(model, state, source=str(pretrained))
+        raise no_offline_weights(name, "torchvision")
+    load_keeping_fresh_head(model, load_torch_state_dict(pretrained), str(pretrained), head_keys)
 
 
 def _create_resnet3d(variant: str, num_classes: int = 400, pretrained: bool | str | Path = False,

@@ -41,10 +41,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgevc.errors import EdgevcError
 from edgevc.models.layers.se import SqueezeExcite3d, make_divisible
 from edgevc.models.registry import ModelInfo, Published, register_model
-from edgevc.models.weights import load_into, load_torch_state_dict
+from edgevc.models.weights import load_keeping_fresh_head, load_torch_state_dict, no_offline_weights
 from edgevc.spec import ClipSpec, PreprocSpec
 
 _log = logging.getLogger(__name__)
@@ -254,20 +253,11 @@ def _load_pretrained(model: X3D, pretrained: bool | str | Path, name: str) -> No
     if pretrained is False or pretrained is None:
         return
     if pretrained is True:
-        raise EdgevcError(
-            f"model '{name}' has no pretrained weights that can be fetched offline",
-            hint="pass a path to a state dict (edgevc or PyTorchVideo X3D layout): pretrained=PATH or "
-                 "--weights PATH",
-        )
+        raise no_offline_weights(name, "edgevc or PyTorchVideo X3D")
     state = load_torch_state_dict(pretrained)
     if _is_pytorchvideo_layout(state):
         state = convert_pytorchvideo_state_dict(state)
-    own = model.state_dict()
-    if any(k in state and state[k].shape != own[k].shape for k in X3D.head_keys):
-        _log.info("%s: checkpoint head %s does not fit %d classes; loading the backbone, head re-initialised",
-                  name, tuple(state[X3D.head_keys[0]].shape), model.num_classes)
-        state = {**state, **{k: own[k] for k in X3D.head_keys}}
-    load_into(model, state, source=str(pretrained))
+    load_keeping_fresh_head(model, state, str(pretrained), X3D.head_keys)
 
 
 def _create_x3d(variant: str, num_classes: int = 400, pretrained: bool | str | Path = False,
