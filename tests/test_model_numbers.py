@@ -18,19 +18,36 @@ def test_registered_params_and_macs_are_what_the_counter_gives(name):
     assert rep.macs_per_clip == info.macs
 
 
-@pytest.mark.parametrize("name", [n for n in MODELS if model_info(n).published is not None])
-def test_published_figures_are_reproduced_within_2_percent_or_explained(name):
+def _gaps(name: str) -> dict[str, float]:
+    """Relative gaps between our counts (at the published input) and the published params and MACs."""
     info = model_info(name)
     pub = info.published
-    if pub.note:
-        assert len(pub.note) > 40, "a note must say why the published figure is not reproduced"
-        pytest.skip(f"not reproduced, explained: {pub.note[:120]}")
+    gaps = {}
     if pub.params is not None:
-        assert abs(info.params - pub.params) / pub.params <= 0.02
+        gaps["params"] = abs(info.params - pub.params) / pub.params
     if pub.macs is not None:
         shape = (1, 3, *pub.input) if pub.input else info.input_shape
         rep = count_flops(lambda: create(name), shape, name)
-        assert abs(rep.macs_per_clip - pub.macs) / pub.macs <= 0.02, (rep.macs_per_clip, pub.macs)
+        gaps["macs"] = abs(rep.macs_per_clip - pub.macs) / pub.macs
+    return gaps
+
+
+WITH_PUBLISHED = [n for n in MODELS if model_info(n).published is not None]
+
+
+@pytest.mark.parametrize("name", [n for n in WITH_PUBLISHED if not model_info(n).published.note])
+def test_published_figures_are_reproduced_within_2_percent(name):
+    gaps = _gaps(name)
+    assert gaps and all(g <= 0.02 for g in gaps.values()), gaps
+
+
+@pytest.mark.parametrize("name", [n for n in WITH_PUBLISHED if model_info(n).published.note])
+def test_a_published_figure_we_do_not_reproduce_is_explained_and_the_gap_is_real(name):
+    """A known gap, as data: if the gap closes, this fails until the note is removed."""
+    note = model_info(name).published.note
+    assert len(note) > 40, "a note must say why the published figure is not reproduced"
+    gaps = _gaps(name)
+    assert any(g > 0.02 for g in gaps.values()), f"{name} now reproduces {gaps}: remove the stale note"
 
 
 PINNED = {  # the issue's table: GMACs per clip at the published input, params in millions
