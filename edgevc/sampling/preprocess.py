@@ -72,8 +72,11 @@ def resize_crop(frame: np.ndarray, resize_short: int | None, crop: tuple[int, in
         return frame[top:top + ch, left:left + cw].astype(np.float32)
     ih, wh = _resize_taps(h, rh)
     iw, ww = _resize_taps(w, rw)
-    rows = _resample_axis(frame, 0, ih[top:top + ch], wh[top:top + ch])
-    return _resample_axis(rows, 1, iw[left:left + cw], ww[left:left + cw])
+    ih, wh, iw, ww = ih[top:top + ch], wh[top:top + ch], iw[left:left + cw], ww[left:left + cw]
+    r0, c0 = int(ih.min()), int(iw.min())  # only the source pixels the crop's taps reach
+    sub = frame[r0:int(ih.max()) + 1, c0:int(iw.max()) + 1]
+    rows = _resample_axis(sub, 0, ih - r0, wh)
+    return _resample_axis(rows, 1, iw - c0, ww)
 
 
 @functools.lru_cache(maxsize=32)
