@@ -17,7 +17,7 @@ from edgevc.errors import EdgevcError
 
 # the order shown in --help; a module that is not there yet is skipped
 COMMANDS = ("probe", "sample", "models", "flops", "export", "targets", "run", "bench",
-            "train", "compress", "demo")
+            "data", "train", "compress", "demo")
 
 
 def _load_commands() -> list:
