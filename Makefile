@@ -14,11 +14,11 @@ demo: setup
 
 ## the test suite CI runs (slow checks excluded; `make test-all` includes them)
 test: setup
-	$(VENV)/ruff check edgevc tests benchmarks
+	$(VENV)/ruff check edgevc tests benchmarks apps
 	$(VENV)/python -m pytest -m "not slow" --timeout 900 $(PYTEST_ARGS)
 
 test-all: setup
 	$(VENV)/python -m pytest --timeout 3600 $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/ruff check edgevc tests benchmarks
+	$(VENV)/ruff check edgevc tests benchmarks apps
