@@ -27,7 +27,10 @@ class ExportJob:
     ``(frame, *state)`` for a stream model (whose ``model`` is then the
     :class:`~edgevc.export.stream.StepModule` and ``example`` is
     ``(frame, *zero_state)``; names come from ``edgevc.export.stream``).
-    ``options`` are the device profile's ``export_options``. ``info`` is
+    ``options`` are the device profile's ``export_options`` plus ``threads``
+    and, for an int8 stream model, ``float_inputs``: the state inputs that
+    accumulate over time (frame counters, running sums), whose paths must
+    stay in float (see :func:`edgevc.export.stream.accumulating_states`). ``info`` is
     where a target records what it measured (delegation share, int8 speed
     vs fp32...): the driver prints it and writes it to ``verify.json``.
     """
@@ -47,6 +50,16 @@ class ExportTarget(Protocol):
 
     ``export`` writes the model file(s) into ``job.out_dir`` and returns the
     name of the file (or folder) the runtime opens.
+
+    Two optional members, for a target whose artifacts cannot execute on
+    every machine (CoreML on Linux), read by the driver's verification:
+
+    - ``cannot_run() -> str | None``: why this machine cannot execute the
+      artifact, or None. Numeric parity is then reported as NOT RUN (never
+      as passed).
+    - ``structural_checks(folder, meta) -> list[dict]``: checks that need no
+      execution (reload, input/output names and shapes, op histogram...),
+      each ``{"check": str, "passed": bool, "detail": str}``.
     """
 
     name: str
