@@ -137,6 +137,8 @@ i3d_int8 = _cell_fixture("i3d_k400", "int8", 16, 112)
 @pytest.mark.parametrize("cell_name", ["x3d_fp32", "i3d_fp32"])
 def test_fp32_pte_matches_pytorch_within_the_profile_tolerance(cell_name, request):
     cell = request.getfixturevalue(cell_name)
+    """max_abs scales with the logits: I3D's reach 34 here, and PyTorch's own fp32 result differs from
+    float64 by ~5e-5 on them (XNNPACK's by ~1.3e-4 from PyTorch's), so 1e-4 absolute is below fp32 noise."""
     limits = resolve("executorch", "fp32").profile.limits(cell.trained, "real")
     fig = figures(cell)
     scale = max(fig.ref_abs_max, 1.0)
@@ -244,8 +246,10 @@ def test_zoo_exports_runs_and_passes_parity(name, precision, tmp_path):
     frames = None if name.startswith("i3d") else min(model_info(name).clip.num_frames, 16)
     result = export_model(name, "executorch", precision, frames=frames, out=tmp_path / "a", log=None,
                           verify_clips=32 if name.startswith("i3d") else 8)
+    if gap and result.ok:
+        pytest.fail(f"known gap closed ({gap.reason}): remove it from targets/executorch-{precision}.yaml")
     if gap:
-        pytest.xfail(f"known gap: {gap.reason}") if not result.ok else pytest.fail(f"known gap closed: {gap.reason}")
+        pytest.xfail(f"known gap: {gap.reason}")
     assert result.ok, result.verify.failures()
     delegation = result.info["delegation"]
     if name in DELEGATION_MODELS:

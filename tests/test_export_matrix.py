@@ -34,7 +34,7 @@ def _cells() -> list:
 
 @pytest.mark.parametrize(("model", "target", "precision"), _cells())
 def test_zoo_cell_exports_runs_and_passes_parity(export_cell, model, target, precision):  # noqa: F811
-    res = export_cell(model, target, precision, verify_clips=32 if model == "i3d_k400" else 8, random_clips=2)
+    res = export_cell(model, target, precision, verify_clips=48 if model == "i3d_k400" else 8, random_clips=2)
     report = res.verify
     assert report is not None and report.numeric == "run"
     assert res.ok, f"{model} {target} {precision}\n{report.table()}\n{report.failures()}"
@@ -42,4 +42,4 @@ def test_zoo_cell_exports_runs_and_passes_parity(export_cell, model, target, pre
     if precision == "fp32":
         assert real.figures.max_abs <= 1e-4
     elif report.trained:
-        assert real.figures.top1_agreement >= 0.95
+        assert real.figures.top1_agreement_decisive >= 0.95

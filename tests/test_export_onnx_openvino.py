@@ -7,7 +7,8 @@ input/output names), and the I3D int8 artifact's answer on a real Kinetics clip.
 
 CI runs I3D at its default 32x224² input (at 16x112² its fp32 logits already differ from float64 by
 4e-5 in PyTorch itself, and int8 flips more clips) on 4 clips of the Kinetics video, where PyTorch's
-top-1 is decisive; the slow acceptance test verifies on 32 clips of all four real videos.
+top-1 is decisive; the slow acceptance test verifies on 48 clips of all four real videos, of which
+33 are decisive (PyTorch's top-1 beats its top-2 by 0.1): top-1 agreement is required there.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def test_cell_exports_runs_and_passes_parity(export_cell, model, target, precisi
         limit = 0.25 if report.trained else 0.8
         assert real.figures.rel_l2 <= limit
         assert report.trained == (model == "i3d_k400")
-        if report.trained:
-            assert real.figures.top1_agreement >= 0.95
+        if report.trained:  # the Kinetics clip: every window decisive
+            assert real.figures.decisive_samples == real.figures.samples
+            assert real.figures.top1_agreement_decisive >= 0.95
     if target == "openvino":
         precisions = {r.runtime_info["inference_precision"] for r in report.rows}
         assert "f32" in precisions  # the parity row ran with the hint; the default row is separate
@@ -153,9 +155,12 @@ def test_export_refuses_an_existing_folder_and_reuses_a_matching_one(export_cell
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["openvino", "onnx"])
-def test_acceptance_i3d_int8_agrees_with_pytorch_on_32_real_clips(export_cell, target):  # noqa: F811
-    res = export_cell("i3d_k400", target, "int8", verify_clips=32, random_clips=4)
+def test_acceptance_i3d_int8_agrees_with_pytorch_on_32_decisive_real_clips(export_cell, target):  # noqa: F811
+    """48 clips of the four real videos give >= 32 where PyTorch's top-1 is decisive (margin >= 0.1)."""
+    res = export_cell("i3d_k400", target, "int8", verify_clips=48, random_clips=4)
     real = next(r for r in res.verify.rows if r.name == "artifact" and r.inputs == "real")
-    assert real.figures.samples == 32
-    assert real.figures.top1_agreement >= 0.95, res.verify.table()
+    print(f"\n{target} int8 acceptance:\n{res.verify.table()}\n{real.figures.disagreements}")
+    assert real.figures.samples == 48 and real.figures.decisive_samples >= 32
+    assert real.figures.top1_agreement_decisive >= 0.95, res.verify.table()
+    assert real.figures.top5_agreement >= 0.95
     assert res.ok, res.verify.table()

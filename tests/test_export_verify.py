@@ -36,10 +36,21 @@ def test_compare_gives_exact_figures_and_where_the_largest_error_is():
     assert fig.top1_agreement == 0.5
     assert fig.top5_agreement == 1.0  # torch's class 1 is still in the artifact's top 5
     assert fig.ref_abs_max == 3.0
+    assert fig.decisive_samples == 2 and fig.top1_agreement_decisive == 0.5
     (flip,) = fig.disagreements
     assert flip["sample"] == 1 and flip["torch"] == 1 and flip["artifact"] == 2
     p = np.exp(ref[1]) / np.exp(ref[1]).sum()
     assert flip["torch_margin"] == pytest.approx(p[1] - p[2], abs=1e-4)  # how decisive torch was
+
+
+def test_a_flip_on_a_near_tie_is_not_a_decisive_disagreement():
+    ref = np.array([[2.0, 1.99, 0.0], [5.0, 0.0, 0.0], [0.0, 3.0, 0.0]], dtype=np.float32)
+    got = np.array([[1.99, 2.0, 0.0], [5.0, 0.0, 0.0], [0.0, 3.0, 0.0]], dtype=np.float32)
+    fig = compare(ref, got)
+    assert fig.top1_agreement == pytest.approx(2 / 3)
+    assert fig.decisive_samples == 2  # sample 0: torch's margin is 0.004 < 0.1
+    assert fig.top1_agreement_decisive == 1.0
+    assert compare(ref[:1], got[:1]).top1_agreement_decisive is None
 
 
 def test_top5_agreement_counts_the_reference_top1_missing_from_the_artifact_top5():

@@ -126,7 +126,7 @@ def export_model(model_name: str = DEFAULT_MODEL, target_or_profile: str = "open
             say(f"  {key}: {value.get('answer', value) if isinstance(value, dict) else value}")
         if verify:
             result.verify = run_verification(out, model, meta, res, trained, verify_clips, random_clips,
-                                             threads, prep, job.info, target, _sources(verify_sources))
+                                             threads, prep, job.info, target, _sources(verify_sources), seconds)
             say(result.verify.table())
             say(f"verification {'passed' if result.verify.passed else 'FAILED: ' + '; '.join(result.verify.failures())}"
                 f" ({result.verify.seconds:.1f} s, {out / VERIFY_FILENAME})")
@@ -226,7 +226,8 @@ def _finish(out: Path, meta: ArtifactMeta, model_file: str) -> ArtifactMeta:
 def run_verification(out: Path, model: Any, meta: ArtifactMeta, res: Resolved, trained: bool, verify_clips: int,
                      random_count: int, threads: int | None, prep: dict[str, Any],
                      target_info: dict[str, Any], target: Any = None,
-                     sources: Sequence[str] = calib_mod.DEFAULT_SOURCES) -> VerifyReport:
+                     sources: Sequence[str] = calib_mod.DEFAULT_SOURCES,
+                     export_seconds: float | None = None) -> VerifyReport:
     from edgevc.export.verify import verify_artifact
 
     real = calib_mod.RealClips(meta.clip, meta.preproc, verify_clips, sources, phase=0.5)
@@ -235,7 +236,7 @@ def run_verification(out: Path, model: Any, meta: ArtifactMeta, res: Resolved, t
     keys = {"real": ("real", tuple(real.refs)), "random": ("random", random_count, 1)}
     report = verify_artifact(out, model, meta, res.profile, real, noise, trained, threads, res.profile_name,
                              target=target, ref_cache=cache, ref_keys=keys)
-    report.preparation, report.target_info = prep, target_info
+    report.preparation, report.target_info, report.export_seconds = prep, target_info, export_seconds
     report.save(out)
     return report
 

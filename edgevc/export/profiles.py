@@ -22,8 +22,10 @@ same) to real clips through a randomly initialised model, and
 network whose BatchNorm statistics come from real clips is chaotic: it
 amplifies any perturbation (x3d_xs: 0.1% input noise moves the logits by
 3%), so its bf16 and int8 limits are wider than a trained model's. Limits: ``max_abs`` and ``rel_l2`` are upper bounds,
-``top1_agreement`` / ``top5_agreement`` lower bounds; ``null`` reports the
-figure without a limit. Top-k limits bind only models with trained weights
+``top1_agreement`` / ``top5_agreement`` / ``top1_agreement_decisive`` (over
+the clips where PyTorch's top-1 beats its top-2 by 0.1 in probability, see
+:mod:`edgevc.export.verify`) lower bounds; ``null`` reports the figure
+without a limit. Top-k limits bind only models with trained weights
 (a random head's top-1 means little). ``variants`` are extra verification
 rows with other runtime options (OpenVINO's bf16 default on a CPU with
 bf16). ``known_gaps`` list model/precision cells the target cannot pass
@@ -54,13 +56,14 @@ class Tolerances(_Spec):
     rel_l2: float | None = None
     top1_agreement: float | None = None
     top5_agreement: float | None = None
+    top1_agreement_decisive: float | None = None
 
     def validate(self) -> None:
         for name in ("max_abs", "rel_l2"):
             v = getattr(self, name)
             if v is not None and v < 0:
                 raise SpecError(f"{getattr(self, '_path', '')}{name}", f"got {v}", ">= 0 or null")
-        for name in ("top1_agreement", "top5_agreement"):
+        for name in ("top1_agreement", "top5_agreement", "top1_agreement_decisive"):
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 1:
                 raise SpecError(f"{getattr(self, '_path', '')}{name}", f"got {v}", "0..1 or null")

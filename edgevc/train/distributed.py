@@ -49,9 +49,11 @@ def init_distributed() -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), local, device, backend)
 
 
-def shutdown(info: DistInfo) -> None:
+def shutdown(info: DistInfo, wait: bool = True) -> None:
+    """Leave the process group; ``wait=False`` after an error (the other ranks may never reach a barrier)."""
     if info.distributed and dist.is_initialized():
-        dist.barrier()
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -136,6 +137,7 @@ def train(recipe: Recipe, out: str | Path | None = None, resume: bool = False, s
         torch.set_num_threads(cfg.threads)
     out = Path(out or recipe.out or "runs/train")
     torch.manual_seed(cfg.seed)
+    failed = True
     try:
         run = _setup(recipe, info, log)
         model = run.model
@@ -175,9 +177,10 @@ def train(recipe: Recipe, out: str | Path | None = None, resume: bool = False, s
         log(f"final: video top-1 {final.video_top1:.4f} ({final.videos} videos x {final.clips_per_video} clips), "
             f"clip top-1 {final.clip_top1:.4f}; train {result.train_seconds:.0f} s, eval {result.eval_seconds:.0f} s;"
             f" weights {out / WEIGHTS}")
+        failed = False
         return result
     finally:
-        D.shutdown(info)
+        D.shutdown(info, wait=not failed)
 
 
 def _train_epoch(ddp: torch.nn.Module, run: _Run, recipe: Recipe, info: D.DistInfo, epoch: int, step: int,
@@ -192,6 +195,7 @@ def _train_epoch(ddp: torch.nn.Module, run: _Run, recipe: Recipe, info: D.DistIn
                    every=recipe.train.log_every)
     t0 = time.monotonic()
     done, stopped, lr = 0, False, 0.0
+    recent: deque[float] = deque(maxlen=20)  # the last 20 losses: the epoch mean lags behind a falling loss
     for x, y in run.loader:
         elapsed = _agreed(info, elapsed_before + time.monotonic() - t0, run.schedule.budget_s is not None)
         if step + done > 0 and run.schedule.progress(step + done, elapsed) >= 1.0:  # at least one step
@@ -209,7 +213,9 @@ def _train_epoch(ddp: torch.nn.Module, run: _Run, recipe: Recipe, info: D.DistIn
         done += 1
         n = y.numel()
         totals += torch.tensor([loss.item() * n, (logits.argmax(1) == y).sum().item(), n], dtype=torch.float64)
-        bar.update(1, loss=float(totals[0] / totals[2]), acc=float(totals[1] / totals[2]), lr=lr)
+        recent.append(loss.item())
+        bar.update(1, loss=float(totals[0] / totals[2]), last20=sum(recent) / len(recent),
+                   acc=float(totals[1] / totals[2]), lr=lr)
     bar.close()
     D.all_reduce_sum(info, totals)
     seen = max(1.0, float(totals[2]))
