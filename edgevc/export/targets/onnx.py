@@ -155,7 +155,7 @@ def compare_speed(fp32: Path, int8: Path, job: ExportJob, inputs: list[str], run
     return {"fp32_ms": round(fp, 2), "int8_ms": round(q, 2), "speedup": round(ratio, 3), "runs": rounds - 1,
             "threads": threads, "answer": f"{answer} in onnxruntime {ort.__version__} on this CPU "
                                           f"({threads} threads, median of {rounds - 1} interleaved runs, "
-                                          f"{fp:.1f} vs {q:.1f} ms)"}
+                                          f"fp32 {fp:.1f} ms, int8 {q:.1f} ms)"}
 
 
 TARGET = OnnxTarget()
