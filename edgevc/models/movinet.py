@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from edgevc.errors import EdgevcError
 from edgevc.models.layers.causal_conv import CausalConv3d
 from edgevc.models.layers.causal_se import CausalSqueezeExcite3d
+from edgevc.models.layers.init import init_weights
 from edgevc.models.layers.stream_pool import CumulativeAvgPool3d
 from edgevc.models.registry import ModelInfo, Published, register_model
 from edgevc.models.weights import load_keeping_fresh_head, load_torch_state_dict, no_offline_weights
@@ -195,20 +196,7 @@ class MoViNet(nn.Module):
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.head = MovinetHead(cin, cfg["project"], cfg["hidden"], num_classes, dropout)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (N, K) of a clip (N, 3, T, H, W); for the stream form, after its last frame."""

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from edgevc.models.layers.conv2plus1d import Conv2Plus1d, midplanes
+from edgevc.models.layers.init import init_weights
 from edgevc.models.registry import ModelInfo, Published, register_model
 from edgevc.models.weights import load_keeping_fresh_head, load_torch_state_dict, no_offline_weights
 from edgevc.spec import ClipSpec, PreprocSpec
@@ -122,19 +123,7 @@ class VideoResNet(nn.Module):
             in_planes = width
         self.num_stages = len(depths)
         self.fc = nn.Linear(in_planes, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """torchvision's init: Kaiming-normal (fan-out) convs, BN at identity, head N(0, 0.01)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -42,7 +42,8 @@ from torch import nn
 
 from edgevc import assets
 from edgevc.errors import EdgevcError
-from edgevc.models.layers.mobilenet_v2 import InvertedResidual, init_mobilenet_v2, mobilenet_v2_features
+from edgevc.models.layers.init import init_weights
+from edgevc.models.layers.mobilenet_v2 import InvertedResidual, mobilenet_v2_features
 from edgevc.models.layers.temporal_shift import TemporalShift, shift_fold
 from edgevc.models.registry import ModelInfo, Published, register_model
 from edgevc.models.weights import load_into, load_torch_state_dict
@@ -80,7 +81,7 @@ class TSMMobileNetV2(nn.Module):
             if getattr(f, "use_res_connect", False) and getattr(f, "expand_ratio", 1) != 1
         )
         # TSM's new head: N(0, 0.001), zero bias (ops/models.py, _prepare_tsn).
-        init_mobilenet_v2(self, head_std=0.001)
+        init_weights(self, head_std=0.001)
 
     def forward_features(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         """``(N*T, 3, H, W)`` frames -> ``(N*T, 1280, H/32, W/32)``, shifting at each shift point."""

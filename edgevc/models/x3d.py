@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgevc.models.layers.init import init_weights
 from edgevc.models.layers.se import SqueezeExcite3d, make_divisible
 from edgevc.models.registry import ModelInfo, Published, register_model
 from edgevc.models.weights import load_keeping_fresh_head, load_torch_state_dict, no_offline_weights
@@ -184,7 +185,7 @@ class X3D(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.num_classes = num_classes
         self.num_features = head_dim
-        _init_weights(self)
+        init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The stage-4 feature map (N, 192, T, H/32, W/32)."""
@@ -199,23 +200,8 @@ class X3D(nn.Module):
         """Replace the final linear layer by a new, initialised one."""
         head = self.blocks[-1]
         head.proj = nn.Linear(self.num_features, num_classes, device=head.proj.weight.device)
-        _init_weights(head.proj)
+        init_weights(head.proj)
         self.num_classes = num_classes
-
-
-def _init_weights(module: nn.Module) -> None:
-    """PyTorchVideo's ``init_net_weights``: He-normal (fan_out) convs, BN 1/0, linear N(0, 0.01)."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv3d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm3d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=0.01)
-            nn.init.zeros_(m.bias)
 
 
 # PyTorchVideo key fragment -> edgevc key fragment (the module tree is otherwise the same).

@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgevc.models.layers.init import init_weights
+
 # (expand ratio t, output channels c, repeats n, first stride s), from the paper's Table 2.
 INVERTED_RESIDUAL_SETTING: tuple[tuple[int, int, int, int], ...] = (
     (1, 16, 1, 1),
@@ -106,21 +108,6 @@ def mobilenet_v2_features(width_mult: float = 1.0, last_channel: int = 1280) -> 
     return nn.Sequential(*layers)
 
 
-def init_mobilenet_v2(module: nn.Module, head_std: float = 0.01) -> None:
-    """torchvision's init: Kaiming-normal (fan-out) convs, BN at identity, linear N(0, head_std)."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, head_std)
-            nn.init.zeros_(m.bias)
-
-
 class MobileNetV2(nn.Module):
     """The image classifier: ``features``, global mean, ``classifier = [Dropout, Linear]``.
 
@@ -134,7 +121,7 @@ class MobileNetV2(nn.Module):
         self.features = mobilenet_v2_features(width_mult)
         self.num_features = self.features[-1][0].out_channels
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, num_classes))
-        init_mobilenet_v2(self)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x).mean(dim=(2, 3)))
