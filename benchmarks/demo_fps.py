@@ -43,26 +43,9 @@ sys.path.insert(0, str(HERE))
 
 from stream_throughput import ensure_artifact, machine, verification  # noqa: E402
 
+from edgevc.export.default import ensure_default_artifact  # noqa: E402
+
 MODES = {"mp4": ["--output", "{out}"], "no-mp4": [], "realtime": ["--realtime", "--output", "{out}"]}
-
-
-def default_artifact(threads: int) -> Path:
-    """The demo's default artifact, exported into the cache first if missing (needs edgevc[export])."""
-    from edgevc.runtime.defaults import (
-        DEFAULT_MODEL,
-        DEFAULT_PRECISION,
-        DEFAULT_TARGET,
-        default_artifact_dir,
-        default_artifact_ready,
-    )
-
-    out = default_artifact_dir()
-    if not default_artifact_ready(out):
-        from edgevc.export.driver import export_model
-
-        print(f"exporting the default artifact into {out}", flush=True)
-        export_model(DEFAULT_MODEL, DEFAULT_TARGET, DEFAULT_PRECISION, out=out, if_missing=True, threads=threads)
-    return out
 
 
 def run_once(model, video: Path, mode: str, threads: int, max_frames: int | None, tmp: Path) -> dict:
@@ -128,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
-            folder = (default_artifact(args.threads) if name == "default" else
+            folder = (ensure_default_artifact(threads=args.threads) if name == "default" else
                       ensure_artifact(name, "openvino", "int8", args.artifacts, args.threads))
             model = runtime.load(folder, threads=args.threads)
             for mode in args.modes:  # repeats interleaved with nothing else: one model, one mode at a time

@@ -40,28 +40,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_arguments(p)
 
 
-def _ensure_default(log) -> str:
-    """The default artifact's folder, exported here first (the CLI has the torch side) if missing."""
-    from edgevc.runtime.defaults import (
-        DEFAULT_MODEL,
-        DEFAULT_PRECISION,
-        DEFAULT_TARGET,
-        default_artifact_dir,
-        default_artifact_ready,
-    )
-
-    out = default_artifact_dir()
-    if not default_artifact_ready(out):
-        from edgevc.export.driver import export_model
-
-        log(f"edgevc demo: first use: exporting {DEFAULT_MODEL} to {DEFAULT_TARGET} {DEFAULT_PRECISION} into {out}")
-        result = export_model(DEFAULT_MODEL, DEFAULT_TARGET, DEFAULT_PRECISION, out=out, if_missing=True, log=log)
-        if not result.ok:
-            log(f"edgevc demo: warning: the default artifact is over a parity tolerance "
-                f"({'; '.join(result.verify.failures())}); running it anyway")
-    return str(out)
-
-
 def run(args: argparse.Namespace) -> int:
     from edgevc.errors import EdgevcError
 
@@ -71,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
                           hint="clone the edgevc repository, pip install -e '.[openvino]' in it, and run edgevc demo "
                                "(or python apps/demo_cam/main.py) there")
     if args.model is None:
-        args.model = _ensure_default(lambda msg: print(msg, file=sys.stderr, flush=True))
+        from edgevc.export.default import ensure_default_artifact
+
+        args.model = str(ensure_default_artifact(lambda msg: print(f"edgevc demo: {msg}", file=sys.stderr, flush=True)))
     if str(apps) not in sys.path:
         sys.path.insert(0, str(apps))
     from demo_cam.main import run as run_demo
