@@ -44,8 +44,6 @@ def _threads():
 # Known failures, as data: each is deselected from `make test` (marked slow) with its reason, and listed in
 # the issue's closing note. `make test-all` still runs them, so a fix shows up as a pass there.
 KNOWN_FAILING: dict[str, str] = {
-    "tests/test_export_onnx_openvino.py::test_cell_exports_runs_and_passes_parity[x3d_xs-onnx-int8]":
-        "int8 PTQ of random-init x3d_xs: logits' relative L2 error over the profile's int8 tolerance",
 }
 
 

@@ -23,7 +23,10 @@ from edgevc import runtime
 from edgevc.spec import ArtifactMeta
 
 I3D_CI = {"verify_sources": ["kinetics/arm_wrestling.mp4"], "verify_clips": 4, "random_clips": 1}
-CI_MODELS = {"x3d_xs": {}, "i3d_k400": I3D_CI}
+# x3d_xs int8 calibrates on the profile's 32 clips: a random-init X3D is chaotic (onnxruntime's own graph
+# optimisations move its int8 logits by 0.28-0.37 relative L2 on the same QDQ file), and with 8 calibration
+# clips its ONNX int8 logits were 1.28 away from PyTorch's (0.72 with 32; the untrained limit is 0.8).
+CI_MODELS = {"x3d_xs": {"calib_clips": 32}, "i3d_k400": I3D_CI}
 CELLS = [(m, t, p) for m in CI_MODELS for t in ("onnx", "openvino") for p in ("fp32", "int8")]
 
 
