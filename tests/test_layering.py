@@ -8,7 +8,7 @@ import sys
 import pytest
 
 DEVICE_MODULES = ["edgevc.spec", "edgevc.sampling", "edgevc.video", "edgevc.assets", "edgevc.runtime",
-                  "edgevc.cli.main"]
+                  "edgevc.cli.main", "edgevc.bench.measure", "edgevc.bench.table", "edgevc.bench.accuracy"]
 
 
 @pytest.mark.parametrize("module", DEVICE_MODULES)
