@@ -38,7 +38,7 @@ from edgevc.export.base import ExportJob
 from edgevc.export.prepare import REFERENCE_CACHE, adapt_specs, build_meta, build_model, weights_sha256
 from edgevc.export.profiles import Resolved, resolve
 from edgevc.export.verify import VERIFY_FILENAME, VerifyReport
-from edgevc.spec import META_FILENAME, ArtifactMeta, ClipSpec, PreprocSpec
+from edgevc.spec import META_FILENAME, AggSpec, ArtifactMeta, ClipSpec, PreprocSpec
 
 DEFAULT_MODEL = "i3d_k400"
 
@@ -71,6 +71,33 @@ class ExportResult:
                 "next": next_commands(self.out)}
 
 
+@dataclass
+class PreparedModel:
+    """A network the caller built, exported instead of building ``model_name`` from the zoo.
+
+    For a fine-tuned classifier (``edgevc train``: its own classes, clip and
+    preprocessing) and for a network quantized by training (``edgevc compress``).
+    ``model`` is what the target converts; ``reference`` the fp32 torch model
+    verification compares the artifact with (default: ``model``). ``quantized``:
+    ``model`` already holds its int8 quantization (fake-quantize ops with
+    trained ranges), so an int8 target converts it as it is instead of
+    calibrating and quantizing again. ``clip``, ``preproc``, ``labels`` and
+    ``agg`` are what the model was trained with and go into ``edgevc.json``
+    (``agg`` default: the zoo entry's); ``macs_per_clip`` replaces the zoo
+    count (another head size). Stream models are not supported here.
+    """
+
+    model: Any
+    clip: ClipSpec
+    preproc: PreprocSpec
+    labels: tuple[str, ...]
+    agg: AggSpec | None = None
+    reference: Any = None
+    quantized: bool = False
+    macs_per_clip: int | None = None
+    note: str = ""
+
+
 def next_commands(out: Path) -> list[str]:
     return [f"edgevc run {out} --source CLIP", f"edgevc bench {out}"]
 
@@ -80,13 +107,15 @@ def export_model(model_name: str = DEFAULT_MODEL, target_or_profile: str = "open
                  calib: str | Sequence[str] | None = None, out: str | Path | None = None, force: bool = False,
                  verify: bool = True, threads: int | None = None, *, if_missing: bool = False,
                  verify_clips: int = 32, random_clips: int = 4, calib_clips: int | None = None,
-                 verify_sources: Sequence[str] | None = None,
+                 verify_sources: Sequence[str] | None = None, prepared: PreparedModel | None = None,
                  log: Callable[[str], None] | None = print) -> ExportResult:
     """Export ``model_name`` to a target or device profile; see the module docstring for the steps.
 
     ``calib`` names the videos int8 calibration cuts its ``calib_clips`` from, ``verify_sources`` those
     the ``verify_clips`` real verification clips come from (both default to the four real videos of
-    :data:`edgevc.export.calib.DEFAULT_SOURCES`).
+    :data:`edgevc.export.calib.DEFAULT_SOURCES`). ``prepared``: export that network (a
+    :class:`PreparedModel`, with its own specs) instead of building ``model_name``; ``weights``
+    then only names the file whose sha256 goes into ``edgevc.json``.
     """
     from edgevc.export import get_target
     from edgevc.export.support import require
@@ -98,7 +127,8 @@ def export_model(model_name: str = DEFAULT_MODEL, target_or_profile: str = "open
     profile = res.profile
     frames, size = frames or profile.frames, size or profile.size
     threads = threads or profile.threads
-    clip, preproc = adapt_specs(info.clip, info.preproc, frames, size)
+    clip, preproc = ((prepared.clip, prepared.preproc) if prepared is not None
+                     else adapt_specs(info.clip, info.preproc, frames, size))
     out = Path(out) if out is not None else default_out(model_name, res, frames, size)
     weights_sha = weights_sha256(info, weights)
     if _prepare_out(out, force, if_missing, model_name, res, clip, preproc, weights_sha):
@@ -111,9 +141,14 @@ def export_model(model_name: str = DEFAULT_MODEL, target_or_profile: str = "open
     sources = _sources(calib)
     with _torch_threads(threads):
         t0 = time.perf_counter()
-        model, trained, prep = build_model(model_name, weights, clip, preproc)
-        meta = build_meta(model_name, model, clip, preproc, res, weights_sha)
-        job = _job(model, meta, out, res, sources, calib_clips or profile.calib_clips, threads)
+        if prepared is None:
+            model, trained, prep = build_model(model_name, weights, clip, preproc)
+            meta = build_meta(model_name, model, clip, preproc, res, weights_sha)
+        else:
+            model, trained, prep, meta = _from_prepared(prepared, model_name, res, weights, weights_sha)
+        job = _job(model, meta, out, res, sources, calib_clips or profile.calib_clips, threads,
+                   job_model=prepared.model if prepared is not None else None,
+                   prequantized=prepared is not None and prepared.quantized)
         model_file = _run_target(target, job, out, model)
         meta = _finish(out, meta, model_file)
         seconds = time.perf_counter() - t0
@@ -136,8 +171,27 @@ def export_model(model_name: str = DEFAULT_MODEL, target_or_profile: str = "open
 
 # ---- the export job ----------------------------------------------------------------------------
 
+def _from_prepared(prepared: PreparedModel, name: str, res: Resolved, weights: str | Path | None,
+                   weights_sha: str | None) -> tuple[Any, bool, dict[str, Any], ArtifactMeta]:
+    """(reference model, trained, preparation record, metadata) for a :class:`PreparedModel`."""
+    reference = prepared.reference if prepared.reference is not None else prepared.model
+    if hasattr(reference, "init_state"):
+        raise EdgevcError(f"'{name}' is a stream model: exporting a prepared network supports clip models only")
+    meta = build_meta(name, reference, prepared.clip, prepared.preproc, res, weights_sha)
+    changes: dict[str, Any] = {"labels": tuple(prepared.labels)}
+    if prepared.agg is not None:
+        changes["agg"] = prepared.agg
+    if prepared.macs_per_clip is not None:
+        changes["macs_per_clip"] = int(prepared.macs_per_clip)
+    prep = {"weights": str(weights) if weights is not None else "a network built by the caller",
+            "prepared": prepared.note or "a network built by the caller",
+            "prequantized": prepared.quantized}
+    return reference.eval(), True, prep, meta.replace(**changes)
+
+
 def _job(model: Any, meta: ArtifactMeta, out: Path, res: Resolved, sources: Sequence[str], calib_clips: int,
-         threads: int | None) -> ExportJob:
+         threads: int | None, job_model: Any = None, prequantized: bool = False) -> ExportJob:
+    """The target's job; ``job_model`` (default: ``model``) is converted, ``prequantized`` skips calibration."""
     import torch
 
     from edgevc.export.stream import StepModule
@@ -147,13 +201,15 @@ def _job(model: Any, meta: ArtifactMeta, out: Path, res: Resolved, sources: Sequ
     if meta.stateful:
         job_model, example = StepModule(copy.deepcopy(model)).eval(), (x, *model.init_state(1, meta.input_shape[-2:]))
     else:
-        job_model, example = copy.deepcopy(model).eval(), (x,)
+        job_model, example = copy.deepcopy(model if job_model is None else job_model).eval(), (x,)
     calib = None
     if res.precision == "int8":
         count = max(2, calib_clips // 4) if meta.stateful else calib_clips
         clips = calib_mod.RealClips(meta.clip, meta.preproc, count, sources, phase=0.0)
         calib = _StreamItems(model, clips) if meta.stateful else (lambda: iter(clips))
     options = {**(res.profile.export_options or {}), "threads": threads}
+    if prequantized:
+        options["prequantized"] = True
     if calib is not None and meta.stateful:
         from edgevc.export.stream import accumulating_states
 

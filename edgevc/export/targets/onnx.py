@@ -8,6 +8,10 @@
   cut from real video. onnxruntime does not always run QDQ faster than fp32
   on a CPU, so the export times both, interleaved, and records the answer
   in ``info["int8_vs_fp32"]`` (printed by ``edgevc export``).
+- int8 of a model that already holds its quantization (option
+  ``prequantized``: quantization-aware training, ``edgevc compress``): its
+  fake-quantize ops export as QDQ directly, constant weights folded to int8
+  (:func:`fold_weight_quantize`); no speed check (there is no fp32 graph).
 
 The artifact metadata is embedded in ``metadata_props`` under key ``edgevc``.
 """
@@ -39,7 +43,8 @@ class OnnxTarget:
 
         inputs, outputs = io_names(job.meta)
         path = job.out_dir / MODEL_FILE
-        fp32 = job.out_dir / ".fp32.onnx" if job.precision == "int8" else path
+        quantize = job.precision == "int8" and not job.options.get("prequantized")
+        fp32 = job.out_dir / ".fp32.onnx" if quantize else path
         _torch_export(job, fp32, inputs, outputs)
         model = onnx.load(str(fp32))
         if job.precision == "fp16":
@@ -47,14 +52,16 @@ class OnnxTarget:
 
             with quiet("onnxruntime"):
                 model = convert_float_to_float16(model, keep_io_types=True)
-        elif job.precision == "int8":
+        elif quantize:
             model = nncf_quantize(split_fanout(model), job.calib, inputs, job.options)
+        elif job.precision == "int8":
+            job.info["int8_weights"] = f"{fold_weight_quantize(model)} fake-quantized weights stored as int8"
         meta = job.meta.replace(model_file=MODEL_FILE)
         del model.metadata_props[:]
         model.metadata_props.add(key="edgevc", value=meta.to_json(indent=None))
         onnx.save(model, str(path))
         onnx.checker.check_model(str(path), full_check=True)
-        if job.precision == "int8":
+        if quantize:
             try:
                 if job.options.get("speed_check", True):
                     job.info["int8_vs_fp32"] = compare_speed(fp32, path, job, inputs)
@@ -97,6 +104,54 @@ def split_fanout(model: Any) -> Any:
     for i, node in enumerate(graph.node):
         node.name = f"{node.op_type}_{i}"
     return model
+
+
+def fold_weight_quantize(model: Any) -> int:
+    """Store fake-quantized constant weights as integers: ``QuantizeLinear(initializer)`` becomes an initializer.
+
+    A quantization-aware-trained model exports each weight as a float
+    initializer followed by ``QuantizeLinear`` -> ``DequantizeLinear``, which
+    keeps the file at fp32 size and quantizes at every load. Computing the
+    ``QuantizeLinear`` here (``saturate(round_half_even(w / scale) + zero_point)``,
+    in float32 as the ONNX operator does) leaves the usual QDQ form of int8
+    weights, as NNCF's post-training quantization writes it. Returns how many
+    weights were folded.
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    consts = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.attribute[0].name == "value"}
+
+    def value(name: str) -> Any:
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        return numpy_helper.to_array(consts[name].attribute[0].t) if name in consts else None
+
+    folded, keep = [], []
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] not in inits or len(node.input) < 3 or \
+                any(value(n) is None for n in node.input[1:3]):
+            keep.append(node)
+            continue
+        w, scale, zero = (value(n) for n in node.input[:3])
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        if scale.size > 1:
+            shape = [1] * w.ndim
+            shape[axis] = -1
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        info = np.iinfo(zero.dtype)
+        q = np.clip(np.round(w.astype(np.float32) / scale.astype(np.float32)) + zero.astype(np.int32),
+                    info.min, info.max).astype(zero.dtype)
+        graph.initializer.append(numpy_helper.from_array(q, node.output[0]))
+        folded.append(node.input[0])
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
+    for name in set(folded) - used:  # the float weights, unless something else reads them
+        graph.initializer.remove(inits[name])
+    return len(folded)
 
 
 def _torch_export(job: ExportJob, path: Path, inputs: list[str], outputs: list[str]) -> None:

@@ -9,6 +9,9 @@
 - int8: NNCF post-training quantization of the ``ov.Model`` on clips from
   real video (TOOLCHAIN.md: PTQ on the OpenVINO model gave the smallest
   error of the routes tried).
+- int8 of a model that already holds its quantization (option
+  ``prequantized``: NNCF quantization-aware training, ``edgevc compress``):
+  its fake-quantize ops convert to ``FakeQuantize`` nodes as they are.
 
 At run time, a CPU with bf16 (AVX-512 BF16, AMX) executes an "fp32" model in
 bf16 unless ``INFERENCE_PRECISION_HINT`` is ``f32``: the profiles verify with
@@ -47,7 +50,7 @@ class OpenVINOTarget:
             port.get_tensor().set_names({name})
         for port, name in zip(model.outputs, outputs, strict=True):
             port.get_tensor().set_names({name})
-        if job.precision == "int8":
+        if job.precision == "int8" and not job.options.get("prequantized"):
             model = nncf_quantize(model, job.calib, inputs, job.options)
         meta = job.meta.replace(model_file=MODEL_FILE)
         model.set_rt_info(meta.to_json(indent=None), "edgevc")
