@@ -102,7 +102,8 @@ def next_commands(out: Path) -> list[str]:
     return [f"edgevc run {out} --source CLIP", f"edgevc bench {out}"]
 
 
-def export_model(model_name: str = DEFAULT_MODEL, target_or_profile: str = "openvino", precision: str | None = None,
+def export_model(model_name: str | None = DEFAULT_MODEL, target_or_profile: str = "openvino",
+                 precision: str | None = None,
                  weights: str | Path | None = None, frames: int | None = None, size: int | None = None,
                  calib: str | Sequence[str] | None = None, out: str | Path | None = None, force: bool = False,
                  verify: bool = True, threads: int | None = None, *, if_missing: bool = False,
@@ -122,6 +123,16 @@ def export_model(model_name: str = DEFAULT_MODEL, target_or_profile: str = "open
     from edgevc.models import model_info
 
     say = log or (lambda _msg: None)
+    if prepared is None and weights is not None:
+        from edgevc.export.from_run import check_head, prepared_from_run, run_folder
+
+        run = run_folder(weights)
+        if run is not None:
+            model_name, prepared, weights = prepared_from_run(model_name, run)
+        else:
+            model_name = model_name or DEFAULT_MODEL
+            check_head(model_name, weights, model_info(model_name).num_classes)
+    model_name = model_name or DEFAULT_MODEL
     info = model_info(model_name)
     res = resolve(target_or_profile, precision)
     profile = res.profile

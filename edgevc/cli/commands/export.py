@@ -29,11 +29,14 @@ def _target_help() -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", default="i3d_k400", help="a zoo model (edgevc models); default i3d_k400")
+    p.add_argument("model", nargs="?", default=None,
+                   help="a zoo model (edgevc models); default i3d_k400, or the model of the --weights run")
     p.add_argument("--target", "-t", default="openvino", help=_target_help())
     p.add_argument("--precision", "-p", choices=("fp32", "fp16", "int8"),
                    help="default: the profile's, else the target's first (fp32; fp16 for coreml)")
-    p.add_argument("--weights", metavar="PATH", help="a torch state dict (default: the entry's offline weights, "
+    p.add_argument("--weights", metavar="PATH",
+                   help="an edgevc train run folder (its model.pt, labels and specs) or a torch state dict "
+                   "(default: the entry's offline weights, "
                    "else random init with BatchNorm statistics from real clips)")
     p.add_argument("--frames", type=int, metavar="T", help="frames per clip (default: the model's clip spec)")
     p.add_argument("--size", type=int, metavar="S", help="square crop size (default: the model's)")
