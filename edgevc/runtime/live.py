@@ -90,30 +90,38 @@ def _timed(frames: Iterable[Frame], counters: StreamCounters,
 
 
 def run_all(frames: Iterable[Frame], clf: StreamingClassifier, on_decision: OnDecision | None = None,
-            max_frames: int | None = None) -> list[Decision]:
-    """Every frame through the classifier in order, then the flush; returns all decisions."""
+            max_frames: int | None = None, keep: bool = True) -> list[Decision]:
+    """Every frame through the classifier in order, then the flush; returns all decisions.
+
+    ``keep=False`` returns none: a stream that runs for days hands each decision to ``on_decision``
+    and forgets it (each holds its scores and logits: ~5 kB at 400 classes).
+    """
     out: list[Decision] = []
     for frame in _timed(frames, clf.counters, clf.clock):
         for d in clf.push(frame.rgb, frame.pts, frame.index):
-            out.append(d)
-            if on_decision:
-                on_decision(d)
+            _deliver(d, out, on_decision, keep)
         if max_frames is not None and clf.counters.frames_read >= max_frames:
             break
     for d in clf.flush():
-        out.append(d)
-        if on_decision:
-            on_decision(d)
+        _deliver(d, out, on_decision, keep)
     return out
 
 
+def _deliver(d: Decision, out: list[Decision], on_decision: OnDecision | None, keep: bool) -> None:
+    if keep:
+        out.append(d)
+    if on_decision:
+        on_decision(d)
+
+
 def run_live(frames: Iterable[Frame], clf: StreamingClassifier, on_decision: OnDecision | None = None,
-             pace: bool = False, max_frames: int | None = None, sleep: Callable[[float], None] = time.sleep
-             ) -> list[Decision]:
+             pace: bool = False, max_frames: int | None = None, sleep: Callable[[float], None] = time.sleep,
+             keep: bool = True) -> list[Decision]:
     """Producer/consumer: decode in a thread, classify the newest frame here; returns all decisions.
 
     ``pace``: release frames at their timestamps (a file played as a camera
     would deliver it); leave it off for sources that pace themselves.
+    ``keep=False``: return none, as in :func:`run_all`.
     """
     counters, clock = clf.counters, clf.clock
     slot = LatestSlot()
@@ -147,9 +155,7 @@ def run_live(frames: Iterable[Frame], clf: StreamingClassifier, on_decision: OnD
         while (item := slot.get()) is not None:
             frame, arrival = item
             for d in clf.push(frame.rgb, frame.pts, frame.index, arrival=arrival):
-                out.append(d)
-                if on_decision:
-                    on_decision(d)
+                _deliver(d, out, on_decision, keep)
     finally:
         stop.set()
         unprocessed = 0
@@ -160,7 +166,5 @@ def run_live(frames: Iterable[Frame], clf: StreamingClassifier, on_decision: OnD
     if failure:
         raise failure[0]
     for d in clf.flush():
-        out.append(d)
-        if on_decision:
-            on_decision(d)
+        _deliver(d, out, on_decision, keep)
     return out

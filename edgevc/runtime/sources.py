@@ -9,7 +9,12 @@
   backoff (``backoff``, ``2 * backoff``, ... capped at ``max_backoff``
   seconds), each retry is reported through ``on_event``, and after
   ``retries`` failures in a row it gives up with a clear error. A frame
-  that arrives resets the count. Frame indices keep counting across
+  that arrives resets the count. A stalled stream fails when a read
+  times out (PyAV: 10 s; FFmpeg's ``rw_timeout`` option shortens it).
+  A live stream (its container declares no duration: MPEG-TS over TCP or
+  UDP, RTSP, ...) never ends on its own, so its end of stream is a
+  disconnect and is retried too; a stream with a duration (a file served
+  over HTTP) ends normally. Frame indices keep counting across
   reconnects and timestamps continue from the last frame plus the time
   the stream was away, so the classifier sees one stream.
 """
@@ -23,6 +28,7 @@ from typing import Any
 
 from edgevc.errors import VideoError
 from edgevc.video import Frame, classify_source, open_source
+from edgevc.video.decoders import declared_end
 
 OnEvent = Callable[[str], None]
 
@@ -100,7 +106,9 @@ class ReconnectingStream(FrameSource):
                     last_pts, last_wall = offset + f.pts, self.clock()
                     yield Frame(index, last_pts, f.rgb)
                     index += 1
-                return  # the stream ended normally
+                if not _is_live(self.reader):
+                    return  # the stream ended normally
+                raise VideoError("the stream ended (the server closed the connection)")
             except VideoError as err:
                 failures += 1
                 self._retry_or_give_up(failures, err)
@@ -111,6 +119,12 @@ class ReconnectingStream(FrameSource):
     def close(self) -> None:
         if self.reader is not None:
             self.reader.close()
+
+
+def _is_live(reader: Any) -> bool:
+    """A PyAV stream whose container declares no duration: its end is a disconnect, not the end of a video."""
+    container, stream = getattr(reader, "container", None), getattr(reader, "stream", None)
+    return container is not None and stream is not None and declared_end(container, stream) is None
 
 
 def open_frames(source: str | int | Path, decoder: str = "auto", retries: int = 5, backoff: float = 0.5,

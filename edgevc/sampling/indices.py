@@ -26,6 +26,8 @@ clamped to ``n - 1``), so every video yields at least one clip.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from edgevc.spec import ClipSpec
@@ -107,11 +109,27 @@ def resample_indices(pts: np.ndarray, fps: float, tol: float = 1e-3) -> np.ndarr
     pts = np.asarray(pts, dtype=np.float64)
     if pts.size == 0:
         return np.zeros(0, dtype=np.int64)
+    _check_fps(fps)
+    if not np.all(np.isfinite(pts)):
+        raise ValueError("timestamps must be finite numbers (got NaN or infinity)")
     if np.any(np.diff(pts) < 0):
         raise ValueError("timestamps must be non-decreasing (sort frames by presentation time first)")
     # the same arithmetic as FpsResampler.push, so offline and streaming agree bit for bit
     last = np.floor((pts - pts[0] + tol / fps) * fps).astype(np.int64)
     return np.searchsorted(last, np.arange(last[-1] + 1), side="left").astype(np.int64)
+
+
+def _finite(x: float) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int beyond float range
+        return False
+
+
+def _check_fps(fps: float) -> None:
+    # 1 / fps finite too: a subnormal fps (1e-310) makes the slack tol / fps infinite (found by fuzzing)
+    if not (_finite(fps) and fps > 0 and _finite(1.0 / fps)):
+        raise ValueError(f"fps must be a positive finite number, got {fps}")
 
 
 class FpsResampler:
@@ -123,6 +141,7 @@ class FpsResampler:
     """
 
     def __init__(self, fps: float, tol: float = 1e-3) -> None:
+        _check_fps(fps)
         self.fps = float(fps)
         self.slack = tol / self.fps
         self.t0: float | None = None
@@ -130,6 +149,8 @@ class FpsResampler:
         self.last_pts = -np.inf
 
     def push(self, pts: float) -> int:
+        if not _finite(pts):
+            raise ValueError(f"timestamp {pts} is not a finite number")
         if pts < self.last_pts:
             raise ValueError(f"timestamp {pts} goes back in time (previous {self.last_pts})")
         self.last_pts = pts

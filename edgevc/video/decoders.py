@@ -79,12 +79,13 @@ class PyAVReader:
     def __iter__(self) -> Iterator[Frame]:
         import av
 
-        index, t0, last_pts = 0, None, None
+        index, t0, last_pts, end = 0, None, None, None
         frames = self.container.decode(self.stream)
         while True:
             try:
                 frame = next(frames)
             except StopIteration:
+                self._check_complete(index, last_pts, end)
                 return
             except (av.FFmpegError, OSError) as err:
                 where = f"after frame {index - 1} (the last good frame, at {last_pts:.3f} s)" if index else \
@@ -92,8 +93,9 @@ class PyAVReader:
                 if self.keep_partial and index:
                     self.stopped_early = f"decoding failed {where}: {_av_reason(err)}"
                     return
+                what = "failed" if "://" in self.source else "is corrupted"  # a stream URL, or a file
                 raise VideoError(
-                    f"'{self.source}' is corrupted: decoding failed {where}: {_av_reason(err)}",
+                    f"'{self.source}' {what}: decoding failed {where}: {_av_reason(err)}",
                     hint=f"keep the {index} frames decoded so far with --keep-partial (keep_partial=True)"
                     if index else "re-encode or replace the file",
                 ) from None
@@ -101,11 +103,58 @@ class PyAVReader:
             t = frame.time if frame.time is not None else index / float(self.stream.average_rate or 25)
             t0 = t if t0 is None else t0
             last_pts = t - t0
+            end = t + _frame_seconds(frame, self.stream)
             yield Frame(index, last_pts, rotate_upright(frame.to_ndarray(format="rgb24"), self.rotation))
             index += 1
 
+    def _check_complete(self, index: int, last_pts: float | None, end: float | None) -> None:
+        """Decoding ended without an error: did it reach the end the container declares?
+
+        A cut Matroska or MPEG-TS file decodes cleanly up to the cut and then
+        simply ends; only its declared duration shows that frames are missing.
+        """
+        declared = declared_end(self.container, self.stream)
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        if end is None or not ends_early(end, declared, float(rate or 0)):
+            return
+        msg = (f"decoding ended at {end:.3f} s, after frame {index - 1} (the last good frame, at {last_pts:.3f} s), "
+               f"but the container declares {declared:.3f} s")
+        if self.keep_partial:
+            self.stopped_early = msg
+            return
+        raise VideoError(f"'{self.source}' is truncated: {msg}",
+                         hint=f"keep the {index} frames decoded so far with --keep-partial (keep_partial=True)")
+
     def close(self) -> None:
         self.container.close()
+
+
+def _frame_seconds(frame, stream) -> float:
+    """How long a decoded frame is shown: its own duration, else one period of the stream's average rate."""
+    if getattr(frame, "duration", None) and frame.time_base is not None:
+        return float(frame.duration * frame.time_base)
+    rate = stream.average_rate or stream.guessed_rate
+    return 1.0 / float(rate) if rate else 0.0
+
+
+def declared_end(container, stream) -> float | None:
+    """The time (s) the container says the video stream ends at, or None when it does not say.
+
+    The stream's own ``start_time + duration``; else the container's duration
+    when the video is its only stream (with more streams it may be the audio's).
+    """
+    if stream.duration is not None and stream.time_base is not None:
+        return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
+    if container.duration is not None and len(container.streams) == 1:
+        return ((container.start_time or 0) + container.duration) / 1e6
+    return None
+
+
+def ends_early(reached: float, declared: float | None, fps: float) -> bool:
+    """Did the frames stop well before the declared end? (more than 0.5 s, 3 frame periods and 2 % short)"""
+    if declared is None:
+        return False
+    return declared - reached > max(0.5, 3 / fps if fps > 0 else 0.0, 0.02 * declared)
 
 
 class OpenCVReader:

@@ -13,7 +13,7 @@ import numpy as np
 
 from edgevc.errors import VideoError
 from edgevc.sampling.indices import FpsResampler
-from edgevc.video.decoders import Frame, OpenCVReader, PyAVReader
+from edgevc.video.decoders import Frame, OpenCVReader, PyAVReader, declared_end, ends_early
 
 Decoder = Literal["auto", "pyav", "opencv"]
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -31,6 +31,7 @@ class VideoInfo:
     frames: int
     duration: float
     rotation: int
+    variable_frame_rate: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,7 +132,16 @@ def resample(frames: Iterable[Frame], fps: float) -> Iterator[Frame]:
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Codec, size as displayed, fps, frame count, duration and rotation of a file (PyAV)."""
+    """Codec, size as displayed, fps, frame count, duration and rotation of a file (PyAV).
+
+    ``frames`` counts the packets the file really holds (a demux, no
+    decoding): an AVI index lists the empty "drop" entries of a variable
+    frame rate too (tree.avi: 444 entries, 68 pictures). A file whose
+    packets stop well before the duration its container declares is
+    truncated: that raises :class:`~edgevc.errors.VideoError`.
+    ``variable_frame_rate`` is True when the frames do not fill the duration
+    at ``fps`` (to within 2 %).
+    """
     import av
 
     p = check_file(path)
@@ -139,22 +149,47 @@ def probe(path: str | Path) -> VideoInfo:
     try:
         s = reader.stream
         rate = s.average_rate or s.guessed_rate or Fraction(0)
-        frames = int(s.frames or 0)
-        if frames == 0:  # container does not say: count packets (no decoding)
-            frames = sum(1 for pkt in reader.container.demux(s) if pkt.size)
-            reader.container.seek(0)
+        declared = declared_end(reader.container, s)
         if s.duration is not None and s.time_base is not None:
             duration = float(s.duration * s.time_base)
         elif reader.container.duration is not None:
             duration = reader.container.duration / av.time_base
         else:
-            duration = frames / float(rate) if rate else 0.0
+            duration = 0.0
         try:
             first = next(iter(reader))
             height, width = first.rgb.shape[:2]
         except StopIteration:
             raise VideoError(f"'{p}' has a video stream but no decodable frame") from None
-        return VideoInfo(str(p), s.codec_context.name, int(width), int(height), round(float(rate), 6),
-                         frames, round(duration, 6), reader.rotation)
+        codec, rotation = s.codec_context.name, reader.rotation
     finally:
         reader.close()
+    frames, reached = _count_packets(p)
+    duration = duration or (frames / float(rate) if rate else 0.0)
+    if reached is not None and ends_early(reached, declared, float(rate)):
+        raise VideoError(f"'{p}' is truncated: its {frames} frames end at {reached:.3f} s, but the container "
+                         f"declares {declared:.3f} s", hint="re-copy the file; 'edgevc run --keep-partial' "
+                         "classifies the frames that are there")
+    vfr = bool(rate) and abs(frames - duration * float(rate)) > 1 + 0.02 * frames
+    return VideoInfo(str(p), codec, int(width), int(height), round(float(rate), 6), frames, round(duration, 6),
+                     rotation, vfr)
+
+
+def _count_packets(path: Path) -> tuple[int, float | None]:
+    """(non-empty video packets, the end time (s) of the last one) by demuxing the file, no decoding."""
+    import av
+
+    count, end = 0, None
+    with av.open(str(path)) as container:
+        s = container.streams.video[0]
+        try:
+            for pkt in container.demux(s):
+                stamp = pkt.pts if pkt.pts is not None else pkt.dts
+                if not pkt.size or stamp is None:
+                    continue
+                count += 1
+                t = float((stamp + (pkt.duration or 0)) * s.time_base)
+                end = t if end is None or t > end else end
+        except (av.FFmpegError, OSError):
+            pass  # a damaged tail: what was read so far counts, the truncation check does the rest
+    return count, end

@@ -23,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info.to_dict()))
     else:
-        for key, value in info.to_dict().items():
-            print(f"{key:>9}: {value}")
+        fields = info.to_dict()
+        width = max(map(len, fields))
+        for key, value in fields.items():
+            print(f"{key:>{width}}: {value}")
     return 0

@@ -70,7 +70,7 @@ def parse_options(items: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from edgevc import runtime
-    from edgevc.errors import EdgevcError
+    from edgevc.errors import EdgevcError, VideoError
     from edgevc.runtime.live import run_all, run_live
     from edgevc.runtime.sources import open_frames
     from edgevc.runtime.stats import summarize
@@ -95,15 +95,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"{m.model} ({m.target}, {m.precision}): {c.num_frames} frames, {c.mode}, stride {c.stride}, "
               f"{c.fps or 'source'} fps, hop {clf.hop}; {'live, keep the newest' if args.live else 'every frame'}")
     t0 = time.perf_counter()
-    interrupted = False
+    interrupted, failure = False, None
     try:
         if args.live:
-            run_live(source, clf, show, pace=not source.live and not args.no_pace, max_frames=args.max_frames)
+            run_live(source, clf, show, pace=not source.live and not args.no_pace, max_frames=args.max_frames,
+                     keep=False)
         else:
-            run_all(source, clf, show, max_frames=args.max_frames)
+            run_all(source, clf, show, max_frames=args.max_frames, keep=False)  # printed, then forgotten
     except KeyboardInterrupt:  # the usual way to stop a camera: still print the summary
         interrupted = True
         event("interrupted; summary of the frames so far")
+    except VideoError as err:  # the source failed (a stream gone for good, a damaged file): summary, then the error
+        failure = err
     finally:
         source.close()
     clf.counters.reconnects = source.reconnects
@@ -115,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"summary": stats.to_dict()}))
     else:
         print(stats.to_table())
+    if failure is not None:
+        raise failure
     if interrupted:
         return 130
     if stats.decisions == 0:
