@@ -30,7 +30,7 @@ from typing import Any
 from edgevc.data.datasets import AugmentSpec
 from edgevc.errors import EdgevcError, SpecError, did_you_mean
 from edgevc.spec import AggSpec, ClipSpec, PreprocSpec, _check, _Spec
-from edgevc.train.recipe import DataSection, ModelSection, Recipe, apply_overrides
+from edgevc.train.recipe import DataSection, ModelSection, Recipe, read_yaml
 
 # the targets compress knows how to quantize by training (NNCF for the first two, PT2E/XNNPACK for the last)
 TARGETS: tuple[str, ...] = ("openvino", "onnx", "executorch")
@@ -229,15 +229,4 @@ def compress_recipe_from_dict(raw: Any, source: str = "<recipe>") -> CompressRec
 
 def load_compress_recipe(path: str | Path, overrides: list[str] | None = None) -> CompressRecipe:
     """Read and validate a YAML compress recipe (``overrides``: ``["qat.steps=20"]``, values as YAML)."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise EdgevcError(f"recipe not found: '{path}'", hint="see recipes/compress_*.yaml for examples")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise EdgevcError(f"{path}: not valid YAML: {err}") from None
-    if overrides:
-        raw = apply_overrides(raw or {}, overrides)
-    return compress_recipe_from_dict(raw, source=str(path))
+    return compress_recipe_from_dict(read_yaml(path, overrides, "recipes/compress_*.yaml"), source=str(path))

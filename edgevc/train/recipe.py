@@ -198,17 +198,20 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read and validate a YAML recipe file."""
+def read_yaml(path: str | Path, overrides: list[str] | None = None, examples: str = "recipes/") -> Any:
+    """A recipe file's parsed YAML with ``--set`` overrides applied; a missing or invalid file is an EdgevcError."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
-        raise EdgevcError(f"recipe not found: '{path}'", hint="see recipes/ for examples")
+        raise EdgevcError(f"recipe not found: '{path}'", hint=f"see {examples} for examples")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise EdgevcError(f"{path}: not valid YAML: {err}") from None
-    if overrides:
-        raw = apply_overrides(raw or {}, overrides)
-    return recipe_from_dict(raw, source=str(path))
+    return apply_overrides(raw or {}, overrides) if overrides else raw
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read and validate a YAML recipe file."""
+    return recipe_from_dict(read_yaml(path, overrides), source=str(path))
