@@ -52,6 +52,7 @@ def test_cell_exports_runs_and_passes_parity(export_cell, model, target, precisi
         if report.trained:  # the Kinetics clip: every window decisive
             assert real.figures.decisive_samples == real.figures.samples
             assert real.figures.top1_agreement_decisive >= 0.95
+        _check_accuracy_control(res, report.trained)
     if target == "openvino":
         precisions = {r.runtime_info["inference_precision"] for r in report.rows}
         assert "f32" in precisions  # the parity row ran with the hint; the default row is separate
@@ -96,6 +97,25 @@ def test_artifact_carries_its_contract_inside(export_cell, model, target, precis
             assert all(op.get_element_type() != ov.Type.f16 for op in weights)  # fp32 stays fp32
     inside = ArtifactMeta.from_json(embedded)
     assert inside.replace(files={}) == meta.replace(files={}) and inside.files == {}
+
+
+def _check_accuracy_control(res, trained):
+    """OpenVINO: the profile's accuracy control ran on a trained model (and held its limit), and was skipped,
+    saying why, on a random-init one; the export options are recorded for the cache's reuse check."""
+    if res.verify.target_info["export_options"].get("accuracy_control_rel_l2") is None:  # onnx: see onnx-int8.yaml
+        assert "accuracy_control" not in res.info
+        return
+    ac = res.info["accuracy_control"]
+    assert res.verify.target_info["export_options"]["accuracy_control_rel_l2"] == 0.03
+    if not trained:
+        assert ac == {"skipped": "random-init weights", "answer": "not run: random-init weights"}
+        return
+    assert ac["clips"] == CI_CLIPS["calib_clips"] and ac["limit"] == 0.03
+    assert 0 < ac["rel_l2"] <= 0.03 + 1e-6, ac  # measured again on the returned model, not taken from NNCF
+    assert ac["ptq_rel_l2"] is not None and ac["quantized_ops"] > 0
+    assert len(ac["reverted"]) == ac["reverted_to_float"] < ac["quantized_ops"]
+    if ac["ptq_rel_l2"] > 0.03:
+        assert ac["reverted_to_float"] > 0 and ac["rel_l2"] < ac["ptq_rel_l2"]
 
 
 def test_onnx_int8_export_answers_whether_int8_is_faster(export_cell):  # noqa: F811

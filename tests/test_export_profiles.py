@@ -62,6 +62,16 @@ def test_unknown_key_names_the_field_and_suggests_the_close_one(tmp_path):
     assert "did you mean 'max_abs'" in str(err.value)
 
 
+def test_an_unknown_export_option_is_refused_with_the_close_one(tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("backend: openvino\nprecision: int8\ntolerances: {}\n"
+                   "export_options: {fast_bias_correction: false, accuracy_control_rel_l3: 0.03}\n")
+    with pytest.raises(SpecError) as err:
+        load_profile(bad)
+    assert "export_options.accuracy_control_rel_l3" in str(err.value)
+    assert "did you mean 'accuracy_control_rel_l2'" in str(err.value)
+
+
 def test_wrong_precision_and_out_of_range_limits_are_rejected(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text("backend: onnx\nprecision: int4\ntolerances: {}\n")

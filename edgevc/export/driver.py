@@ -109,6 +109,7 @@ def export_model(model_name: str | None = DEFAULT_MODEL, target_or_profile: str 
                  verify: bool = True, threads: int | None = None, *, if_missing: bool = False,
                  verify_clips: int = 32, random_clips: int = 4, calib_clips: int | None = None,
                  verify_sources: Sequence[str] | None = None, prepared: PreparedModel | None = None,
+                 export_options: dict[str, Any] | None = None,
                  log: Callable[[str], None] | None = print) -> ExportResult:
     """Export ``model_name`` to a target or device profile; see the module docstring for the steps.
 
@@ -116,8 +117,11 @@ def export_model(model_name: str | None = DEFAULT_MODEL, target_or_profile: str 
     the ``verify_clips`` real verification clips come from (both default to the four real videos of
     :data:`edgevc.export.calib.DEFAULT_SOURCES`). ``prepared``: export that network (a
     :class:`PreparedModel`, with its own specs) instead of building ``model_name``; ``weights``
-    then only names the file whose sha256 goes into ``edgevc.json``.
+    then only names the file whose sha256 goes into ``edgevc.json``. ``export_options`` are merged over
+    the profile's (``None`` removes one: ``{"accuracy_control_rel_l2": None}`` is plain PTQ).
     """
+    import dataclasses
+
     from edgevc.export import get_target
     from edgevc.export.support import require
     from edgevc.models import model_info
@@ -135,6 +139,10 @@ def export_model(model_name: str | None = DEFAULT_MODEL, target_or_profile: str 
     model_name = model_name or DEFAULT_MODEL
     info = model_info(model_name)
     res = resolve(target_or_profile, precision)
+    if export_options:
+        merged = {**(res.profile.export_options or {}), **export_options}
+        res = dataclasses.replace(res, profile=dataclasses.replace(
+            res.profile, export_options={k: v for k, v in merged.items() if v is not None}))
     profile = res.profile
     frames, size = frames or profile.frames, size or profile.size
     threads = threads or profile.threads
@@ -159,7 +167,7 @@ def export_model(model_name: str | None = DEFAULT_MODEL, target_or_profile: str 
             model, trained, prep, meta = _from_prepared(prepared, model_name, res, weights, weights_sha)
         job = _job(model, meta, out, res, sources, calib_clips or profile.calib_clips, threads,
                    job_model=prepared.model if prepared is not None else None,
-                   prequantized=prepared is not None and prepared.quantized)
+                   prequantized=prepared is not None and prepared.quantized, trained=trained)
         model_file = _run_target(target, job, out, model)
         meta = _finish(out, meta, model_file)
         seconds = time.perf_counter() - t0
@@ -201,8 +209,13 @@ def _from_prepared(prepared: PreparedModel, name: str, res: Resolved, weights: s
 
 
 def _job(model: Any, meta: ArtifactMeta, out: Path, res: Resolved, sources: Sequence[str], calib_clips: int,
-         threads: int | None, job_model: Any = None, prequantized: bool = False) -> ExportJob:
-    """The target's job; ``job_model`` (default: ``model``) is converted, ``prequantized`` skips calibration."""
+         threads: int | None, job_model: Any = None, prequantized: bool = False, trained: bool = True) -> ExportJob:
+    """The target's job; ``job_model`` (default: ``model``) is converted, ``prequantized`` skips calibration.
+
+    A profile's ``accuracy_control_rel_l2`` applies to trained clip models only: a random-init network's
+    logits carry no decision to protect (its int8 check is a loose relative L2 bound), and a stream model's
+    error compounds through its state, so neither pays for the search; the job's info says it was skipped.
+    """
     import torch
 
     from edgevc.export.stream import StepModule
@@ -221,12 +234,18 @@ def _job(model: Any, meta: ArtifactMeta, out: Path, res: Resolved, sources: Sequ
     options = {**(res.profile.export_options or {}), "threads": threads}
     if prequantized:
         options["prequantized"] = True
+    info: dict[str, Any] = {"export_options": dict(res.profile.export_options or {})}
+    if options.get("accuracy_control_rel_l2") is not None and (not trained or meta.stateful or calib is None):
+        why = ("no calibration (a pre-quantized model)" if calib is None else
+               "a stream model" if meta.stateful else "random-init weights")
+        info["accuracy_control"] = {"skipped": why, "answer": f"not run: {why}"}
+        options.pop("accuracy_control_rel_l2")
     if calib is not None and meta.stateful:
         from edgevc.export.stream import accumulating_states
 
         grow = accumulating_states(model, next(iter(clips)))
         options["float_inputs"] = [meta.state[i].name for i in grow]
-    return ExportJob(job_model, example, meta, out, res.precision, calib=calib, options=options)
+    return ExportJob(job_model, example, meta, out, res.precision, calib=calib, options=options, info=info)
 
 
 class _StreamItems:
@@ -355,8 +374,13 @@ def _mismatch(out: Path, name: str, res: Resolved, clip: ClipSpec, preproc: Prep
         if getattr(meta, key) != value:
             return f"{key} is {getattr(meta, key)!r}, requested {value!r}"
     report = out / VERIFY_FILENAME
-    if report.is_file() and not json.loads(report.read_text()).get("passed", False):
+    saved = json.loads(report.read_text()) if report.is_file() else {}
+    if report.is_file() and not saved.get("passed", False):
         return "its verification failed"
+    made_with = (saved.get("target_info") or {}).get("export_options")
+    wanted_options = json.loads(json.dumps(dict(res.profile.export_options or {})))
+    if made_with is not None and made_with != wanted_options:  # older artifacts did not record them
+        return f"it was made with export options {made_with}, the profile now says {wanted_options}"
     return None
 
 

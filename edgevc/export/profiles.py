@@ -47,6 +47,20 @@ from edgevc.spec import Precision, SpecError, _Spec
 
 OptionValue = str | int | float | bool | tuple[str, ...]
 
+# What the targets read from ``export_options`` (edgevc/export/support.py and targets/*): a typo must fail
+# loudly, not export with a default the profile meant to change.
+EXPORT_OPTIONS = {
+    "subset_size": "NNCF calibration subset (default: all calibration clips)",
+    "preset": "NNCF preset: performance | mixed",
+    "fast_bias_correction": "NNCF fast (true) or full (false) bias correction",
+    "range_estimator": "NNCF activation range estimator: minmax, mean_minmax, ...",
+    "accuracy_control_rel_l2": "NNCF accuracy control: max mean relative L2 of the logits vs float",
+    "speed_check": "ONNX int8: time int8 against fp32 and say which is faster",
+    "speed_runs": "ONNX int8: timed runs per model for the speed check",
+    "deployment_target": "CoreML minimum deployment target (e.g. iOS17)",
+    "palettize": "CoreML: palettize weights instead of int8 linear quantization",
+}
+
 
 @dataclass(frozen=True)
 class Tolerances(_Spec):
@@ -122,6 +136,14 @@ class Profile(_Spec):
             raise SpecError(f"{p}size", f"got {self.size}", "8..4096 or null")
         if not 1 <= self.calib_clips <= 10_000:
             raise SpecError(f"{p}calib_clips", f"got {self.calib_clips}", "1..10000")
+        for key in self.export_options or {}:
+            if key not in EXPORT_OPTIONS:
+                import difflib
+
+                close = difflib.get_close_matches(key, list(EXPORT_OPTIONS), n=1, cutoff=0.5)
+                raise SpecError(f"{p}export_options.{key}",
+                                "unknown option" + (f"; did you mean '{close[0]}'?" if close else ""),
+                                ", ".join(EXPORT_OPTIONS))
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise SpecError(f"{p}variants", f"duplicate names {names}", "distinct names")

@@ -64,12 +64,18 @@ def as_inputs(item: Any) -> list[np.ndarray]:
 
 
 def nncf_quantize(model: Any, calib: Callable[[], Iterable[Any]] | None, names: list[str],
-                  options: dict[str, Any]) -> Any:
+                  options: dict[str, Any], info: dict[str, Any] | None = None) -> Any:
     """NNCF post-training quantization of an ``ov.Model`` or ONNX ``ModelProto`` on real-video clips.
 
     ``names`` are the model's input names; each calibration item is fed as
     ``{name: array}``. Export options: ``subset_size`` (default: all clips),
-    ``preset`` (``performance`` | ``mixed``), ``fast_bias_correction``.
+    ``preset`` (``performance`` | ``mixed``), ``fast_bias_correction``,
+    ``range_estimator``, and ``accuracy_control_rel_l2``: a limit on the mean
+    relative L2 error of the logits against the float model, on the
+    calibration clips (never the verification clips). Over it, NNCF's
+    accuracy-aware quantization returns the most sensitive operations to
+    float, one ranked group at a time, until the limit holds. What it did
+    goes into ``info["accuracy_control"]``.
     """
     if calib is None:
         raise EdgevcError("int8 export needs calibration clips from real video",
@@ -98,9 +104,133 @@ def nncf_quantize(model: Any, calib: Callable[[], Iterable[Any]] | None, names: 
     if floats:
         kwargs["ignored_scope"] = nncf.IgnoredScope(names=float_path_nodes(model, floats), validate=False)
     dataset = nncf.Dataset(data, lambda item: dict(zip(names, as_inputs(item), strict=True)))
+    limit = options.get("accuracy_control_rel_l2")
     nncf.set_log_level(logging.ERROR)
-    with quiet("nncf"):
-        return nncf.quantize(model, dataset, **kwargs)
+    if limit is None:
+        with quiet("nncf"):
+            return nncf.quantize(model, dataset, **kwargs)
+    return _accuracy_controlled(model, dataset, data, names, float(limit), kwargs, options.get("threads"), info)
+
+
+class _RelL2Metric:
+    """NNCF validation function: per clip, 1 - ||y - y_float|| / ||y_float|| (1.0 = the float model's logits).
+
+    The float model's logits on the same clips are computed once, up front,
+    with the float precision forced (OpenVINO's f32 hint; onnxruntime runs
+    fp32), so the metric measures quantization and nothing else.
+    """
+
+    def __init__(self, model: Any, clips: list[dict[str, np.ndarray]], threads: int | None) -> None:
+        self.threads = threads
+        self.reference = [self._infer(self._runner(model), x) for x in clips]
+
+    def _runner(self, model: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        if hasattr(model, "SerializeToString"):  # onnx.ModelProto
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            if self.threads:
+                opts.intra_op_num_threads = self.threads
+            sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            return lambda x: sess.run(None, x)[0]
+        if hasattr(model, "get_parameters"):  # an ov.Model not compiled yet
+            import openvino as ov
+
+            config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
+            if self.threads:
+                config["INFERENCE_NUM_THREADS"] = self.threads
+            model = ov.Core().compile_model(model, "CPU", config)
+        return lambda x: model(x)[0]  # an ov.CompiledModel
+
+    @staticmethod
+    def _infer(run: Callable[[dict[str, np.ndarray]], np.ndarray], x: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(run(x), dtype=np.float64).reshape(-1)
+
+    def per_clip(self, model: Any, items: Iterable[tuple[int, dict[str, np.ndarray]]]) -> list[float]:
+        """Relative L2 error per ``(index, inputs)`` item: NNCF validates on subsets, so each item carries the
+        index of its reference."""
+        run = self._runner(model)
+        out = []
+        for i, x in items:
+            ref = self.reference[i]
+            out.append(float(np.linalg.norm(self._infer(run, x) - ref) / max(np.linalg.norm(ref), 1e-12)))
+        return out
+
+    def __call__(self, model: Any, items: Iterable[tuple[int, dict[str, np.ndarray]]]) -> tuple[float, list[float]]:
+        per = [1.0 - e for e in self.per_clip(model, items)]
+        return float(np.mean(per)), per
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _accuracy_controlled(model: Any, dataset: Any, data: Iterable[Any], names: list[str], limit: float,
+                         kwargs: dict[str, Any], threads: int | None, info: dict[str, Any] | None) -> Any:
+    """``nncf.quantize_with_accuracy_control`` on the calibration clips, with :class:`_RelL2Metric`."""
+    import time
+
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    if hasattr(model, "SerializeToString"):
+        raise EdgevcError("accuracy_control_rel_l2 is not available for ONNX: NNCF 3.4's accuracy control ranks "
+                          "ONNX quantizers with a function it does not implement (UnsupportedBackendError)",
+                          hint="drop accuracy_control_rel_l2 from the ONNX profile's export_options, or export to "
+                               "OpenVINO, where it works")
+    if len(names) != 1:
+        raise EdgevcError("accuracy_control_rel_l2 works on clip models (one input); this model has "
+                          f"{len(names)} inputs (a stream model's state)",
+                          hint="drop accuracy_control_rel_l2 from the profile's export_options for stream models")
+    clips = [dict(zip(names, as_inputs(item), strict=True)) for item in data]
+    t0 = time.monotonic()
+    metric = _RelL2Metric(model, clips, threads)
+    items = list(enumerate(clips))
+    validation = nncf.Dataset(items)
+    collect = _Collect()
+    logger = logging.getLogger("nncf")
+    logger.addHandler(collect)
+    try:
+        nncf.set_log_level(logging.INFO)
+        with quiet():
+            out = nncf.quantize_with_accuracy_control(
+                model, dataset, validation, metric, max_drop=limit, drop_type=nncf.DropType.ABSOLUTE,
+                subset_size=kwargs["subset_size"], preset=kwargs.get("preset"),
+                fast_bias_correction=kwargs.get("fast_bias_correction", True),
+                ignored_scope=kwargs.get("ignored_scope"),
+                advanced_quantization_parameters=kwargs.get("advanced_parameters"),
+                advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                    ranking_subset_size=len(clips)))
+    finally:
+        logger.removeHandler(collect)
+        nncf.set_log_level(logging.ERROR)
+    reverted = sorted({line.strip() for msg in collect.lines if msg.startswith("Reverted")
+                       for line in msg.splitlines()[1:] if line.strip()})
+    quantized_ops = next((int(m.group(1)) for msg in collect.lines
+                          if (m := re.search(r"Total number of quantized operations in the model: (\d+)", msg))),
+                         None)
+    drops = [float(m.group(1)) for msg in collect.lines if (m := re.match(r"Accuracy drop: ([-\d.e]+)", msg))]
+    after = metric.per_clip(out, items)
+    if info is not None:
+        info["accuracy_control"] = {
+            "metric": "mean relative L2 error of the logits vs the float model, on the calibration clips",
+            "limit": limit, "clips": len(clips),
+            "ptq_rel_l2": round(drops[0], 5) if drops else None,
+            "rel_l2": round(float(np.mean(after)), 5),
+            "quantized_ops": quantized_ops, "reverted_to_float": len(reverted), "reverted": reverted,
+            "seconds": round(time.monotonic() - t0, 1)}
+        ac = info["accuracy_control"]
+        ac["answer"] = (f"PTQ's logits were {ac['ptq_rel_l2']} relative L2 from float on {len(clips)} calibration "
+                        f"clips (limit {limit}): {len(reverted)} of {quantized_ops} quantized ops returned to "
+                        f"float -> {ac['rel_l2']} ({ac['seconds']:.0f} s)" if reverted else
+                        f"PTQ's logits were {ac['ptq_rel_l2']} relative L2 from float on {len(clips)} "
+                        f"calibration clips, within the limit {limit}: nothing returned to float")
+    return out
 
 
 def float_path_nodes(model: Any, inputs: list[str], stop: tuple[str, ...] = ("Divide", "Div")) -> list[str]:

@@ -53,7 +53,7 @@ class OnnxTarget:
             with quiet("onnxruntime"):
                 model = convert_float_to_float16(model, keep_io_types=True)
         elif quantize:
-            model = nncf_quantize(split_fanout(model), job.calib, inputs, job.options)
+            model = nncf_quantize(split_fanout(model), job.calib, inputs, job.options, job.info)
         elif job.precision == "int8":
             job.info["int8_weights"] = f"{fold_weight_quantize(model)} fake-quantized weights stored as int8"
         meta = job.meta.replace(model_file=MODEL_FILE)

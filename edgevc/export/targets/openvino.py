@@ -51,7 +51,7 @@ class OpenVINOTarget:
         for port, name in zip(model.outputs, outputs, strict=True):
             port.get_tensor().set_names({name})
         if job.precision == "int8" and not job.options.get("prequantized"):
-            model = nncf_quantize(model, job.calib, inputs, job.options)
+            model = nncf_quantize(model, job.calib, inputs, job.options, job.info)
         meta = job.meta.replace(model_file=MODEL_FILE)
         model.set_rt_info(meta.to_json(indent=None), "edgevc")
         ov.save_model(model, str(job.out_dir / MODEL_FILE), compress_to_fp16=job.precision == "fp16")
