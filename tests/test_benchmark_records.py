@@ -1,0 +1,39 @@
+"""The committed training records (benchmarks/results/train_*.json) agree with themselves and with the recipes.
+
+They are written by benchmarks/train_results.py from a run's train.json; these checks catch a record edited by
+hand or a recipe changed after its figures were measured: the accuracy is recomputed from the confusion matrix,
+the time from the epochs, and the recipe named in the command must still train the same model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = sorted((ROOT / "benchmarks" / "results").glob("train_*.json"))
+
+
+def test_there_is_a_training_record():
+    assert RECORDS, "benchmarks/results/train_*.json: no training run recorded"
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=[p.stem for p in RECORDS])
+def test_training_record_is_consistent(path):
+    from edgevc.train.recipe import load_recipe
+
+    r = json.loads(path.read_text())
+    confusion = r["confusion"]
+    assert len(confusion) == len(r["labels"]) and all(len(row) == len(r["labels"]) for row in confusion)
+    assert sum(map(sum, confusion)) == r["videos"]
+    assert sum(confusion[i][i] for i in range(len(confusion))) / r["videos"] == pytest.approx(r["video_top1"])
+    assert sum(e["seconds"] for e in r["epochs"]) <= r["train_seconds"] + 1.0
+    assert r["total_seconds"] == pytest.approx(r["train_seconds"] + r["eval_seconds"], abs=0.01)
+    met = r["video_top1"] >= r["acceptance"]["video_top1_min"] and r["total_seconds"] <= r["acceptance"]["seconds_max"]
+    assert r["acceptance"]["met"] == met
+    assert r["machine"]["cores"] >= 1 and r["machine"]["cpu"]
+    recipe = load_recipe(ROOT / r["recipe"])
+    assert recipe.model.name == r["model"] and f"--nproc-per-node {r['world_size']}" in r["command"]
+    assert len(r["weights_sha256"]) == 64
