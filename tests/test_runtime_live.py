@@ -113,3 +113,23 @@ def test_file_run_counts_decode_time_and_every_frame():
     run_all(slow_decoder(), clf)
     assert clf.counters.frames_read == clf.counters.frames_processed == 10 and clf.counters.frames_dropped == 0
     assert clf.counters.decode_s >= 0.045
+
+
+def test_latency_memory_is_bounded_and_its_figures_stay_right():
+    """A long run keeps a fixed-size uniform sample of latencies: exact count, mean and max, close percentiles."""
+    from edgevc.runtime.stats import LatencyReservoir, LatencyStats
+
+    rng = np.random.default_rng(1)
+    values = rng.gamma(4.0, 10.0, size=200_000)
+    r = LatencyReservoir(capacity=4096)
+    for v in values:
+        r.append(v)
+    assert len(r.sample()) == 4096 and r.count == len(values)
+    stats = LatencyStats.of(r)
+    assert stats.count == len(values)
+    assert stats.mean_ms == pytest.approx(values.mean(), abs=1e-3)
+    assert stats.max_ms == pytest.approx(values.max(), abs=1e-3)
+    for q, got in ((50, stats.p50_ms), (90, stats.p90_ms), (99, stats.p99_ms)):
+        assert got == pytest.approx(np.percentile(values, q), rel=0.05), q
+    small = LatencyStats.of([10.0, 20.0, 30.0, 40.0])  # under the capacity: exact
+    assert (small.count, small.p50_ms, small.max_ms) == (4, 25.0, 40.0)

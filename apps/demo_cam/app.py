@@ -15,6 +15,7 @@ drawn and written, one output frame per input frame.
 
 from __future__ import annotations
 
+import collections
 import json
 import sys
 import threading
@@ -34,13 +35,15 @@ from edgevc.runtime.stats import RunStats, summarize
 from edgevc.runtime.stream import Decision
 from edgevc.video import Frame, classify_source
 
+KEEP_DECISIONS = 1000  # DemoResult.decisions: the last ones only (the JSON lines carry every decision)
+
 
 @dataclass
 class DemoResult:
     """What a demo run delivered, for the summary and the tests."""
 
     stats: RunStats
-    decisions: list[Decision]
+    decisions: list[Decision]       # the last KEEP_DECISIONS (a camera demo may run for days)
     mode: str                       # "window" or "headless"
     gui: str | None
     output: str | None
@@ -100,7 +103,7 @@ class DemoApp:
         self.frames_shown = 0
         self.render_s = 0.0
         self.failure: BaseException | None = None
-        self.decisions: list[Decision] = []
+        self.decisions: collections.deque[Decision] = collections.deque(maxlen=KEEP_DECISIONS)
         self._layouts: dict[tuple[int, int], Layout] = {}
 
     # -- callbacks -------------------------------------------------------------------------------
@@ -123,6 +126,7 @@ class DemoApp:
         return canvas
 
     def on_decision(self, d: Decision) -> None:
+        self.decisions.append(d)
         self.hud.decision(tuple((p.label, p.score) for p in d.topk), d.latency_ms)
         if self.args.json:
             print(json.dumps(d.to_dict()), file=self.out, flush=True)
@@ -154,7 +158,7 @@ class DemoApp:
     def _classify(self, feed: Feed) -> None:
         try:
             loop = run_live if self.live else run_all
-            self.decisions = loop(feed, self.clf, self.on_decision)
+            loop(feed, self.clf, self.on_decision, keep=False)  # on_decision keeps the last ones
         except BaseException as err:  # noqa: BLE001 -- raised again in the main thread
             self.failure = err
 
@@ -219,7 +223,7 @@ class DemoApp:
         stats = summarize(self.clf.counters, self.model.meta, wall, str(self.args.source), mode,
                           threads=self.args.threads)
         w = self.writer
-        return DemoResult(stats, self.decisions, "headless" if display is None else "window",
+        return DemoResult(stats, list(self.decisions), "headless" if display is None else "window",
                           getattr(display, "name", None), str(w.path) if w else None, w.frames if w else 0,
                           w.codec if w else None, self.frames_shown, feed.paused_frames, feed.loops,
                           self.render_s, w.encode_s if w else 0.0, self.screenshots, interrupted)

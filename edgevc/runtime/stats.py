@@ -22,6 +22,42 @@ import numpy as np
 from edgevc.spec import ArtifactMeta
 
 
+class LatencyReservoir:
+    """Decision latencies in bounded memory: exact count, mean and max; percentiles from a uniform sample.
+
+    Up to ``capacity`` values every latency is kept (percentiles are exact); after that each new value
+    replaces a random kept one with probability ``capacity / count`` (reservoir sampling, Algorithm R), so
+    the kept values stay a uniform sample of the whole run. A camera left running for days keeps 512 KB,
+    not one float per decision.
+    """
+
+    def __init__(self, values: list[float] | None = None, capacity: int = 65536, seed: int = 0) -> None:
+        self.capacity = capacity
+        self._kept = np.empty(capacity, dtype=np.float64)
+        self._rng = np.random.default_rng(seed)
+        self.count, self.total, self.max = 0, 0.0, float("-inf")
+        for v in values or []:
+            self.append(v)
+
+    def append(self, value: float) -> None:
+        value = float(value)
+        if self.count < self.capacity:
+            self._kept[self.count] = value
+        else:
+            j = int(self._rng.integers(0, self.count + 1))
+            if j < self.capacity:
+                self._kept[j] = value
+        self.count += 1
+        self.total += value
+        self.max = max(self.max, value)
+
+    def sample(self) -> np.ndarray:
+        return self._kept[:min(self.count, self.capacity)]
+
+    def __len__(self) -> int:
+        return self.count
+
+
 @dataclass
 class StreamCounters:
     """Running totals of one stream (seconds and counts); mutable, cheap to update per frame."""
@@ -40,7 +76,11 @@ class StreamCounters:
     assemble_s: float = 0.0
     infer_s: float = 0.0
     aggregate_s: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: LatencyReservoir = field(default_factory=LatencyReservoir)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.latencies_ms, LatencyReservoir):
+            self.latencies_ms = LatencyReservoir(list(self.latencies_ms))
 
     @property
     def compute_s(self) -> float:
@@ -67,12 +107,13 @@ class LatencyStats:
     max_ms: float | None
 
     @classmethod
-    def of(cls, latencies_ms: list[float]) -> LatencyStats:
-        if not latencies_ms:
+    def of(cls, latencies_ms: LatencyReservoir | list[float]) -> LatencyStats:
+        r = latencies_ms if isinstance(latencies_ms, LatencyReservoir) else LatencyReservoir(list(latencies_ms))
+        if not r.count:
             return cls(0, None, None, None, None, None)
-        v = np.asarray(latencies_ms, dtype=np.float64)
-        return cls(len(v), _r(v.mean()), _r(percentile(v, 50)), _r(percentile(v, 90)), _r(percentile(v, 99)),
-                   _r(v.max()))
+        v = r.sample()
+        return cls(r.count, _r(r.total / r.count), _r(percentile(v, 50)), _r(percentile(v, 90)),
+                   _r(percentile(v, 99)), _r(r.max))
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
