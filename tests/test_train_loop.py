@@ -98,6 +98,28 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
         train(tiny(), out=tmp_path / "empty", resume=True, show_progress=False)
 
 
+class _Payload:
+    def __reduce__(self):  # what a malicious checkpoint carries: a call at unpickling time
+        return (print, ("this must never run",))
+
+
+def test_resume_refuses_a_checkpoint_with_code_and_a_truncated_one_with_a_message(tmp_path, capsys):
+    from edgevc.train.checkpoint import load_checkpoint
+
+    (tmp_path / "code").mkdir()
+    torch.save({"model": {}, "payload": _Payload()}, tmp_path / "code" / CHECKPOINT)
+    with pytest.raises(EdgevcError, match="cannot load .*UnpicklingError") as err:
+        load_checkpoint(tmp_path / "code", "x3d_xs", ("a", "b"))
+    assert "weights_only" in err.value.hint
+    assert "this must never run" not in capsys.readouterr().out
+    (tmp_path / "cut").mkdir()
+    good = tmp_path / "good.pt"
+    torch.save({"model": {"w": torch.zeros(1000)}}, good)
+    (tmp_path / "cut" / CHECKPOINT).write_bytes(good.read_bytes()[:500])
+    with pytest.raises(EdgevcError, match="cannot load"):
+        load_checkpoint(tmp_path / "cut", "x3d_xs", ("a", "b"))
+
+
 def test_training_stops_when_the_budget_is_spent_and_still_evaluates(tmp_path):
     result = train(tiny("train.budget_minutes=0.0001"), out=tmp_path, show_progress=False)
     assert len(result.history) == 1 and result.history[0]["stopped"] and result.history[0]["steps"] == 1

@@ -59,7 +59,16 @@ def load_checkpoint(out: Path, model_name: str, labels: tuple[str, ...]) -> dict
     path = out / CHECKPOINT
     if not path.is_file():
         raise EdgevcError(f"--resume: no checkpoint in '{out}'", hint="run without --resume to start fresh")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a code payload (UnpicklingError), a truncated file (EOFError, RuntimeError)...
+        raise EdgevcError(f"--resume: cannot load '{path}': {type(err).__name__}: "
+                          f"{str(err).splitlines()[0][:200] if str(err) else 'no detail'}",
+                          hint="edgevc resumes only from its own checkpoints (plain tensors, weights_only=True); "
+                               "start fresh in another --out folder") from None
+    if not isinstance(ckpt, dict):
+        raise EdgevcError(f"--resume: '{path}' holds a {type(ckpt).__name__}, not an edgevc checkpoint",
+                          hint="start fresh in another --out folder")
     was = ckpt.get("recipe", {}).get("model", {}).get("name")
     if was != model_name:
         raise EdgevcError(f"--resume: '{path}' was trained as model '{was}', the recipe says '{model_name}'",
