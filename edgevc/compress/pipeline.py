@@ -111,6 +111,7 @@ def compress(recipe: CompressRecipe, out: str | Path | None = None, force: bool 
 
 def _setup(recipe: CompressRecipe, out: Path, log: Callable[[str], None]) -> _Context:
     from edgevc.models import create
+    from edgevc.report.flops import module_macs
     from edgevc.train.loop import resolve_data
 
     train, test = resolve_data(recipe.as_train_recipe(), log)
@@ -129,7 +130,7 @@ def _setup(recipe: CompressRecipe, out: Path, log: Callable[[str], None]) -> _Co
     n_cal, n_ver = min(recipe.ptq.calib_clips, len(order)), recipe.verify.clips
     verify = (order[n_cal:] + order)[:n_ver]
     h, w = recipe.preproc.crop
-    macs = macs_of(model, (1, 3, recipe.clip.num_frames, h, w))
+    macs = module_macs(model, (1, 3, recipe.clip.num_frames, h, w))
     log(f"compress {recipe.model.name}: {len(train)} train / {len(test)} held-out videos, {len(labels)} classes; "
         f"weights {weights}; calibration on {n_cal} training videos, verification on {len(verify)} others; "
         f"targets {', '.join(recipe.targets)}")
@@ -146,19 +147,6 @@ def stratified(videos: VideoList, seed: int) -> list[str]:
         rng.shuffle(paths)
     longest = max((len(p) for p in by_class.values()), default=0)
     return [by_class[c][i] for i in range(longest) for c in sorted(by_class) if i < len(by_class[c])]
-
-
-def macs_of(model: torch.nn.Module, shape: tuple[int, ...]) -> int:
-    """Multiply-adds of one clip through ``model`` (its own head size), counted on the meta device."""
-    import copy
-
-    from torch.utils.flop_counter import FlopCounterMode
-
-    meta = copy.deepcopy(model).to("meta").eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        meta(torch.zeros(shape, device="meta"))
-    return int(counter.get_total_flops()) // 2
 
 
 # The PTQ row is plain post-training quantization (the baseline QAT is compared with): the profile's

@@ -116,20 +116,16 @@ def count_macs(name: str, shape: tuple[int, ...], stream: bool) -> int:
     if not stream and tuple(shape) == tuple(info.input_shape):
         return int(info.macs)
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from edgevc.models import create
+    from edgevc.report.flops import meta_flops
 
     with torch.device("meta"):
-        model = create(name, pretrained=False).eval()
-        x = torch.zeros(shape)
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            if stream:
-                model.forward_step(x, model.init_state(1, input_size=tuple(shape[-2:])))
-            else:
-                model(x)
-    return int(counter.get_total_flops()) // 2
+        model = create(name, pretrained=False)
+    if stream:
+        return meta_flops(model, shape, lambda m, x: m.forward_step(x, m.init_state(1, input_size=tuple(shape[-2:])))
+                          ) // 2
+    return meta_flops(model, shape) // 2
 
 
 def weights_sha256(info: Any, weights: str | Path | None) -> str | None:

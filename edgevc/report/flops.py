@@ -59,14 +59,30 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def meta_flops(model: nn.Module, input_shape: tuple[int, ...],
+               call: Callable[[nn.Module, torch.Tensor], object] | None = None) -> int:
+    """FLOPs of ``call(model, x)`` (default: ``model(x)``) for a zero ``x`` of ``input_shape``.
+
+    ``model`` must live on the meta device (build it under ``torch.device("meta")``, or
+    ``copy.deepcopy(m).to("meta")``): only shapes are computed.
+    """
+    x = torch.zeros(input_shape, device="meta")
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        (call or (lambda m, t: m(t)))(model.eval(), x)
+    return int(counter.get_total_flops())
+
+
+def module_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of one forward of an existing ``model`` (a meta copy is counted; ``model`` is untouched)."""
+    import copy
+
+    return meta_flops(copy.deepcopy(model).to("meta"), input_shape) // 2
+
+
 def count_flops(build: Callable[[], nn.Module], input_shape: tuple[int, ...], name: str = "") -> FlopsReport:
     """FLOPs of one forward of ``build()`` on a zero clip of ``input_shape``, on the meta device."""
     with torch.device("meta"):
         model = build()
-    model.eval()
-    x = torch.zeros(input_shape, device="meta")
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(x)
     return FlopsReport(model=name, input=tuple(input_shape), params=count_params(model),
-                       flops_per_clip=int(counter.get_total_flops()))
+                       flops_per_clip=meta_flops(model, input_shape))
