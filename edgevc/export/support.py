@@ -20,7 +20,8 @@ def require(requires: Iterable[tuple[str, str]], purpose: str) -> None:
     """Import each (module, extra) pair or raise :class:`MissingDependencyError` with the pip command."""
     for module, extra in requires:
         try:
-            importlib.import_module(module)
+            with quiet("torch.utils._pytree", stderr=True):  # coremltools, torchao: import-time warnings
+                importlib.import_module(module)
         except ImportError:
             raise MissingDependencyError(module, extra, purpose) from None
 
@@ -33,14 +34,19 @@ def missing(requires: Iterable[tuple[str, str]]) -> list[str]:
 
 
 @contextlib.contextmanager
-def quiet(*loggers: str) -> Iterator[io.StringIO]:
-    """Silence stdout, warnings and the named loggers (exporters print progress); yields what was printed."""
+def quiet(*loggers: str, stderr: bool = False) -> Iterator[io.StringIO]:
+    """Silence stdout, warnings and the named loggers (exporters print progress); yields what was printed.
+
+    ``stderr=True`` also captures Python-level writes to stderr (coremltools' progress bars and import
+    warnings): an export prints edgevc's own lines, not a converter's.
+    """
     buf = io.StringIO()
     saved = [(lg, lg.level) for lg in (logging.getLogger(n) for n in loggers)]
     for lg, _ in saved:
         lg.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(buf), warnings.catch_warnings():
+        with (contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf) if stderr else contextlib.nullcontext(),
+              warnings.catch_warnings()):
             warnings.simplefilter("ignore")
             yield buf
     finally:

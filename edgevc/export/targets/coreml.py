@@ -61,7 +61,7 @@ class CoremlTarget:
         if job.precision not in self.precisions:
             raise EdgevcError(f"the coreml target writes {', '.join(self.precisions)}, not '{job.precision}'",
                               hint="int8 here means int8 weights; for palettes pass the export option palettize")
-        with quiet(*_LOGGERS), torch.no_grad():
+        with quiet(*_LOGGERS, stderr=True), torch.no_grad():
             program = torch.export.export(job.model.eval(), tuple(job.example), strict=False)
             program = program.run_decompositions({})
             mlmodel = convert(program, job)
@@ -110,12 +110,12 @@ def compress(mlmodel: Any, precision: str, palette_bits: int | None) -> Any:
 
     if palette_bits:
         config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(nbits=palette_bits, mode="kmeans"))
-        with quiet(*_LOGGERS):
+        with quiet(*_LOGGERS, stderr=True):
             return cto.palettize_weights(mlmodel, config)
     if precision == "int8":
         config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
             mode="linear_symmetric", dtype="int8", granularity="per_channel"))
-        with quiet(*_LOGGERS):
+        with quiet(*_LOGGERS, stderr=True):
             return cto.linear_quantize_weights(mlmodel, config)
     return mlmodel
 
@@ -172,7 +172,7 @@ def structural_check(path: str | Path, meta: ArtifactMeta) -> dict[str, Any]:
         checks.append({"check": name, "passed": bool(passed), "detail": detail})
 
     try:
-        with quiet(*_LOGGERS):
+        with quiet(*_LOGGERS, stderr=True):
             spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
     except Exception as err:  # noqa: BLE001 -- any failure to reload is the finding
         add("reload", False, f"coremltools cannot reload '{path.name}': {str(err)[:200]}")
