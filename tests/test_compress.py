@@ -201,6 +201,45 @@ def test_xnnpack_qat_trains_the_fake_quantized_graph_and_hands_its_weights_back(
     assert all(torch.equal(qat.state_dict()[k], original[k]) for k in ("bn.running_mean", "bn.running_var"))
 
 
+class _Tiny2D(torch.nn.Module):
+    """Per-frame Conv2d + BatchNorm2d (as TSM): the pattern prepare_qat_pt2e turns into its QAT conv-bn."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        n, c, t, h, w = x.shape
+        y = torch.relu(self.bn(self.conv(x.transpose(1, 2).reshape(n * t, c, h, w))))
+        return self.head(y.mean((2, 3)).reshape(n, t, -1).mean(1))
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_xnnpack_qat_freezes_the_batch_norms_of_the_qat_conv_bn_pattern(freeze):
+    """prepare_qat_pt2e runs conv + BN in training mode even for a graph captured in eval mode: frozen means
+    the running statistics never move (they drifted by up to 86% on TSM before the fix)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from edgevc.compress.recipe import QATSection
+    from edgevc.compress.xnnpack_qat import xnnpack_qat
+
+    torch.manual_seed(0)
+    model = _Tiny2D().eval()
+    model.bn.running_mean.fill_(0.3)
+    gen = torch.Generator().manual_seed(3)
+    data = TensorDataset(torch.randn(8, 3, 2, 8, 8, generator=gen) * 2 + 1, torch.randint(0, 4, (8,), generator=gen))
+    loader = DataLoader(data, batch_size=4, shuffle=True, drop_last=True, generator=gen)
+    lines: list[str] = []
+    qat, _, _ = xnnpack_qat(model, loader, QATSection(steps=3, batch_size=4, lr=1e-2, log_every=1,
+                                                       freeze_bn=freeze), lines.append)
+    same = torch.equal(qat.bn.running_mean, model.bn.running_mean)
+    assert same == freeze, (qat.bn.running_mean, model.bn.running_mean)
+    assert any(("BatchNorm frozen (1 batch-norm" if freeze else "BatchNorm in batch mode") in ln for ln in lines)
+    assert torch.equal(model.bn.running_mean, torch.full((8,), 0.3))  # the caller's network is never touched
+
+
 def test_fold_weight_quantize_stores_int8_weights_and_keeps_the_outputs():
     import onnx
     import onnxruntime as ort
