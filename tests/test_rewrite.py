@@ -77,7 +77,9 @@ def _assert_close(got: list[torch.Tensor], ref: list[torch.Tensor], rel: float, 
 def _op_name(target) -> str:
     """The op's name, never its repr: a repr such as '<built-in method cat ... at 0x7f3d...>' carries a memory
     address, and an address that happens to contain '3d' made the '3D ops left' check fail at random."""
-    return getattr(target, "__name__", None) or getattr(target, "name", lambda: str(target))()
+    if isinstance(target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+        return str(target)  # 'aten.permute.default'
+    return getattr(target, "__name__", None) or str(target)  # torch.cat -> 'cat', F.relu -> 'relu'
 
 
 def _ops(gm: torch.fx.GraphModule) -> collections.Counter[str]:
