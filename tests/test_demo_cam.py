@@ -62,7 +62,8 @@ def i3d_artifact(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("demo") / "i3d_k400-openvino-int8-16x112"
     res = export_model("i3d_k400", "openvino", "int8", frames=16, size=112, out=out, if_missing=True,
-                       verify=False, calib_clips=8, threads=2, log=None)
+                       verify=False, calib_clips=8, threads=2, log=None,
+                       export_options={"accuracy_control_rel_l2": None})  # plain PTQ: the export tests cover it
     return res.out
 
 
