@@ -122,8 +122,7 @@ class _RelL2Metric:
     """NNCF validation function: per clip, 1 - ||y - y_float|| / ||y_float|| (1.0 = the float model's logits).
 
     The float model's logits on the same clips are computed once, up front,
-    with the float precision forced (OpenVINO's f32 hint; onnxruntime runs
-    fp32), so the metric measures quantization and nothing else.
+    with OpenVINO's f32 hint, so the metric measures quantization and nothing else.
     """
 
     def __init__(self, model: Any, clips: list[dict[str, np.ndarray]], threads: int | None) -> None:
@@ -131,15 +130,7 @@ class _RelL2Metric:
         self.reference = [self._infer(self._runner(model), x) for x in clips]
 
     def _runner(self, model: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-        if hasattr(model, "SerializeToString"):  # onnx.ModelProto
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            if self.threads:
-                opts.intra_op_num_threads = self.threads
-            sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-            return lambda x: sess.run(None, x)[0]
-        if hasattr(model, "get_parameters"):  # an ov.Model not compiled yet
+        if hasattr(model, "get_parameters"):  # an ov.Model not compiled yet (ONNX is refused before this)
             import openvino as ov
 
             config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
