@@ -120,6 +120,11 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
+def _sig(x: float, digits: int = 3) -> float:
+    """``x`` to ``digits`` significant figures: a rate never rounds to 0 because its unit is large."""
+    return float(f"{float(x):.{digits}g}")
+
+
 @dataclass(frozen=True)
 class RunStats:
     """The summary of one ``edgevc run``: what ran, what it delivered, where the time went."""
@@ -179,7 +184,7 @@ class RunStats:
             ("throughput", f"{num(self.frames_per_s)} frames/s, {num(self.decisions_per_s, '.2f')} decisions/s"),
             ("compute per frame", ms(self.compute_ms_per_frame)),
             ("inference per call", ms(self.infer_ms_per_call)),
-            ("achieved", f"{num(self.gflops_per_s)} GFLOP/s (2 per MAC of macs_per_clip"
+            ("achieved", f"{num(self.gflops_per_s, '.3g')} GFLOP/s (2 per MAC of macs_per_clip"
                          f"{'; integer ops at int8' if self.precision == 'int8' else ''})"),
             ("time: wall", f"{self.wall_s:.2f} s"),
             ("time: decode / preprocess / assemble", f"{self.decode_s:.2f} / {self.preprocess_s:.2f} / "
@@ -215,5 +220,5 @@ def summarize(counters: StreamCounters, meta: ArtifactMeta, wall_s: float, sourc
         decisions_per_s=_r(c.decisions / wall_s, 3) if wall_s > 0 else None,
         compute_ms_per_frame=_r(1000 * c.compute_s / c.frames_processed) if c.frames_processed else None,
         infer_ms_per_call=_r(1000 * c.infer_s / c.inferences) if c.inferences else None,
-        gflops_per_s=_r(flops / c.infer_s / 1e9, 2) if c.inferences and c.infer_s > 0 else None,
+        gflops_per_s=_sig(flops / c.infer_s / 1e9) if c.inferences and c.infer_s > 0 else None,
     )
