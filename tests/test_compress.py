@@ -16,7 +16,7 @@ import torch
 import yaml
 from torch import nn
 
-from edgevc.compress.recipe import compress_recipe_from_dict, load_compress_recipe
+from edgevc.compress.recipe import QATSection, compress_recipe_from_dict, load_compress_recipe
 from edgevc.errors import EdgevcError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,6 +199,34 @@ def test_xnnpack_qat_trains_the_fake_quantized_graph_and_hands_its_weights_back(
     changed = [k for k, v in qat.state_dict().items() if not torch.equal(v, original[k])]
     assert "conv.weight" in changed and "head.weight" in changed
     assert all(torch.equal(qat.state_dict()[k], original[k]) for k in ("bn.running_mean", "bn.running_var"))
+
+
+@pytest.mark.parametrize("observer_steps", [1, None])
+def test_xnnpack_qat_freezes_the_observer_ranges_after_observer_steps(observer_steps):
+    """Frozen: no fake-quantizer scale moves after the freeze step; left observing, they follow the data."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from edgevc.compress.recipe import QATSection
+    from edgevc.compress.xnnpack_qat import xnnpack_qat
+
+    gen = torch.Generator().manual_seed(4)
+    data = TensorDataset(torch.randn(12, 3, 4, 8, 8, generator=gen) * torch.arange(1, 13).view(12, 1, 1, 1, 1),
+                         torch.randint(0, 4, (12,), generator=gen))
+    loader = DataLoader(data, batch_size=4, shuffle=False, drop_last=True)
+    lines: list[str] = []
+    _, stats, info = xnnpack_qat(_tiny_model(), loader, QATSection(steps=3, batch_size=4, lr=1e-2, log_every=1,
+                                                                   observer_steps=observer_steps), lines.append)
+    assert stats.steps == 3 and info["observers_frozen_at_step"] == observer_steps
+    if observer_steps:
+        assert info["scale_drift_after"] == 0.0
+        assert any("observer ranges frozen after 1 steps" in ln for ln in lines)
+    else:  # inputs grow batch after batch: the moving-average ranges follow them
+        assert info["scale_drift_after"] > 1e-3 and not any("frozen after" in ln for ln in lines)
+
+
+def test_observer_steps_must_let_the_observers_see_data_first():
+    with pytest.raises(EdgevcError, match="observer_steps"):
+        QATSection(observer_steps=0)
 
 
 class _Tiny2D(torch.nn.Module):

@@ -65,8 +65,12 @@ def batches(loader: torch.utils.data.DataLoader) -> Iterator[tuple[torch.Tensor,
 
 
 def finetune(model: nn.Module, params: list[torch.nn.Parameter], loader: torch.utils.data.DataLoader,
-             cfg: QATSection, set_mode: Callable[[], None], log: Callable[[str], None], name: str) -> FinetuneStats:
-    """Train ``params`` of ``model`` for ``cfg.steps`` steps (or ``cfg.budget_minutes``) on ``loader``."""
+             cfg: QATSection, set_mode: Callable[[], None], log: Callable[[str], None], name: str,
+             before_step: Callable[[int], None] | None = None) -> FinetuneStats:
+    """Train ``params`` of ``model`` for ``cfg.steps`` steps (or ``cfg.budget_minutes``) on ``loader``.
+
+    ``before_step(step)``, when given, is called before each step (0-based), e.g. to freeze observers.
+    """
     from edgevc.train.optim import Schedule
 
     decay = [p for p in params if p.ndim > 1]
@@ -86,6 +90,8 @@ def finetune(model: nn.Module, params: list[torch.nn.Parameter], loader: torch.u
             stopped = "steps" if step >= cfg.steps else "time budget"
             break
         lr = schedule.apply(optimizer, cfg.lr, step, elapsed)
+        if before_step is not None:
+            before_step(step)
         logits = model(x)
         loss = crit(logits, y)
         optimizer.zero_grad(set_to_none=True)

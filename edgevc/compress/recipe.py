@@ -75,6 +75,10 @@ class QATSection(_Spec):
     as in ``edgevc train``). ``freeze_bn``: BatchNorm keeps its running statistics (a short fine-tune
     on small batches would wreck them); ExecuTorch's QAT graph is captured in eval mode, so it is
     always frozen there. ``threads``: torch threads (default: the recipe's ``threads``).
+    ``observer_steps`` (ExecuTorch's PT2E QAT): the fake-quantizers' moving-average observers follow
+    the data for this many steps, then their ranges are frozen and only the weights train (PyTorch's
+    QAT recipe: "freeze quantizer parameters"); ``null`` keeps them observing throughout. NNCF's
+    quantizers learn their ranges by gradient instead, so it does not apply there.
     """
 
     steps: int = 300
@@ -88,8 +92,11 @@ class QATSection(_Spec):
     freeze_bn: bool = True
     seed: int = 0
     log_every: int = 10
+    observer_steps: int | None = 20
 
     def validate(self) -> None:
+        _check(self.observer_steps is None or 1 <= self.observer_steps, self, "observer_steps",
+               f"got {self.observer_steps} (the observers must see data before their ranges freeze)", "null or >= 1")
         _check(1 <= self.steps <= 1_000_000, self, "steps", f"got {self.steps}", "1..1000000")
         _check(1 <= self.batch_size <= 4096, self, "batch_size", f"got {self.batch_size}", "1..4096")
         _check(0 < self.lr < 10, self, "lr", f"got {self.lr}", "0 < lr < 10")
