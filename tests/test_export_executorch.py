@@ -1,8 +1,8 @@
 """ExecuTorch (XNNPACK) export: the .pte executes, matches PyTorch, and reports its delegation.
 
-CI cells: x3d_xs (its own 4x160² clip) and i3d_k400 (real weights, 16x112²
-instead of 32x224² to keep lowering and calibration within CI time) in fp32
-and int8; each is exported once per module and several tests read it. The
+CI cells: x3d_xs (its own 4x160² clip) in fp32 (its int8 cell is slow) and
+i3d_k400 (real weights, 16x112² instead of 32x224² to keep lowering and
+calibration within CI time) in fp32 and int8; each is exported once per module and several tests read it. The
 whole zoo x {fp32, int8} runs through ``edgevc export``'s driver (export +
 verification against the device profile) and is marked slow, as is I3D's
 int8 top-1 agreement at its real 32x224² clip.
@@ -133,6 +133,9 @@ i3d_int8 = _cell_fixture("i3d_k400", "int8", 16, 112)
 
 
 # ---- CI: x3d_xs and i3d_k400, fp32 and int8 ---------------------------------------------------
+# x3d_xs int8 is slow-marked: lowering its quantized graph (1884 delegated nodes) takes over 2 minutes on
+# 2 cores, in ExecuTorch's Python passes; CI runs the int8 path on I3D (trained weights) and x3d_xs in fp32.
+X3D_INT8 = pytest.param("x3d_int8", marks=pytest.mark.slow)
 
 @pytest.mark.parametrize("cell_name", ["x3d_fp32", "i3d_fp32"])
 def test_fp32_pte_matches_pytorch_within_the_profile_tolerance(cell_name, request):
@@ -148,7 +151,7 @@ def test_fp32_pte_matches_pytorch_within_the_profile_tolerance(cell_name, reques
     assert fig.top1_agreement == 1.0
 
 
-@pytest.mark.parametrize("cell_name", ["x3d_fp32", "x3d_int8", "i3d_fp32", "i3d_int8"])
+@pytest.mark.parametrize("cell_name", ["x3d_fp32", X3D_INT8, "i3d_fp32", "i3d_int8"])
 def test_every_pte_was_executed_once_at_export_and_its_delegation_recorded(cell_name, request):
     cell = request.getfixturevalue(cell_name)
     report = cell.report()
@@ -170,7 +173,7 @@ def test_x3d_fp32_delegates_every_compute_node(x3d_fp32):
     assert report["rewrite"]["conv3d 3x3x3 depthwise"] == 26 and report["rewrite"]["batch_norm folded"] == 83
 
 
-@pytest.mark.parametrize("cell_name", ["x3d_int8", "i3d_int8"])
+@pytest.mark.parametrize("cell_name", [X3D_INT8, "i3d_int8"])
 def test_int8_pte_matches_its_pt2e_reference_and_is_4x_smaller(cell_name, request):
     cell = request.getfixturevalue(cell_name)
     executed = cell.report()["executed"]
@@ -193,6 +196,7 @@ def test_i3d_int8_keeps_the_pretrained_answers(i3d_int8):
     assert fig.top1_agreement >= 0.75 and fig.top5_agreement >= 0.95
 
 
+@pytest.mark.slow
 def test_x3d_int8_random_init_within_the_untrained_limit(x3d_int8):
     limits = resolve("executorch", "int8").profile.limits(False, "real")
     fig = figures(x3d_int8)

@@ -9,6 +9,8 @@ CI runs I3D at its default 32x224² input (at 16x112² its fp32 logits already d
 4e-5 in PyTorch itself, and int8 flips more clips) on 4 clips of the Kinetics video, where PyTorch's
 top-1 is decisive; the slow acceptance test verifies on 48 clips of all four real videos, of which
 33 are decisive (PyTorch's top-1 beats its top-2 by 0.1): top-1 agreement is required there.
+CI's I3D int8 cells are plain PTQ (``PLAIN_PTQ``); the OpenVINO profile's accuracy control runs in the
+slow acceptance test on I3D and, in CI, on a trained tiny x3d_xs (``test_export_from_run``).
 """
 
 from __future__ import annotations
@@ -17,21 +19,16 @@ import json
 
 import numpy as np
 import pytest
-from export_fixtures import CI_CLIPS, export_cell  # noqa: F401  (the session fixture)
+from export_fixtures import CI_CLIPS, CI_MODELS, I3D_CI, ci_kwargs, export_cell  # noqa: F401  (the session fixture)
 
 from edgevc import runtime
 from edgevc.spec import ArtifactMeta
 
-I3D_CI = {"verify_sources": ["kinetics/arm_wrestling.mp4"], "verify_clips": 4, "random_clips": 1}
-# x3d_xs int8 calibrates on the profile's 32 clips: a random-init X3D is chaotic (onnxruntime's own graph
-# optimisations move its int8 logits by 0.28-0.37 relative L2 on the same QDQ file), and with 8 calibration
-# clips its ONNX int8 logits were 1.28 away from PyTorch's (0.72 with 32; the untrained limit is 0.8).
-CI_MODELS = {"x3d_xs": {"calib_clips": 32}, "i3d_k400": I3D_CI}
 CELLS = [(m, t, p) for m in CI_MODELS for t in ("onnx", "openvino") for p in ("fp32", "int8")]
 
 
 def _cell(export_cell, model, target, precision):  # noqa: F811
-    return export_cell(model, target, precision, **{**CI_CLIPS, **CI_MODELS[model]})
+    return export_cell(model, target, precision, **ci_kwargs(model))
 
 
 @pytest.mark.parametrize(("model", "target", "precision"), CELLS)
@@ -41,7 +38,7 @@ def test_cell_exports_runs_and_passes_parity(export_cell, model, target, precisi
     assert report is not None and report.numeric == "run"
     assert res.ok, f"{model} {target} {precision}:\n{report.table()}\n{report.failures()}"
     real = next(r for r in report.rows if r.name == "artifact" and r.inputs == "real")
-    assert real.figures.samples == {**CI_CLIPS, **CI_MODELS[model]}["verify_clips"]
+    assert real.figures.samples == ci_kwargs(model)["verify_clips"]
     if precision == "fp32":
         assert real.figures.max_abs <= 1e-4 and real.figures.rel_l2 <= 1e-4
         assert real.figures.top1_agreement == 1.0
@@ -174,6 +171,15 @@ def test_export_refuses_an_existing_folder_and_reuses_a_matching_one(export_cell
     with pytest.raises(EdgevcError, match="holds no edgevc.json"):
         export_model("x3d_xs", "onnx", "fp32", out=stranger, force=True, log=None)
     assert (stranger / "todo.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_i3d_openvino_int8_with_the_profiles_accuracy_control_on_the_ci_clips(export_cell):  # noqa: F811
+    """The OpenVINO int8 profile as it is (accuracy control at 0.03) on I3D, with CI's clip counts."""
+    res = export_cell("i3d_k400", "openvino", "int8", **{**CI_CLIPS, **I3D_CI})
+    assert res.ok, res.verify.table()
+    _check_accuracy_control(res, res.verify.trained)
+    assert res.verify.trained
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_fixtures import CI_CLIPS
+from export_fixtures import ci_kwargs, export_cell  # noqa: F401  (the session fixture)
 
 from edgevc import assets, runtime
 from edgevc.cli.main import main
@@ -34,13 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Path:
-    """x3d_xs in OpenVINO int8 (CI calibration), exported once per session for all the reliability tests."""
-    from edgevc.export.driver import export_model
-
-    out = tmp_path_factory.getbasetemp() / "reliability-x3d_xs-openvino-int8"
-    export_model("x3d_xs", "openvino", "int8", out=out, if_missing=True, threads=2, log=None, **CI_CLIPS)
-    return out
+def exported(export_cell) -> Path:  # noqa: F811
+    """x3d_xs in OpenVINO int8: the export tests' CI cell, exported once per session (never damaged: tests
+    damage a copy)."""
+    return export_cell("x3d_xs", "openvino", "int8", **ci_kwargs("x3d_xs")).out
 
 
 @pytest.fixture

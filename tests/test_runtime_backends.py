@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from export_fixtures import ci_kwargs, export_cell  # noqa: F401  (the session fixture)
 
 from edgevc import runtime
 from edgevc.runtime.live import run_all
@@ -126,12 +127,9 @@ def test_stream_model_decision_equals_its_clip_form_in_torch(name, exported, arm
     assert err <= 1e-4 * max(1.0, np.abs(ref).max()), f"{name}: stream vs clip form differ by {err:.3g}"
 
 
-PLAIN_PTQ = {"accuracy_control_rel_l2": None}
-
-
-def test_i3d_openvino_int8_names_arm_wrestling_for_most_windows(exported, arm_wrestling):
-    # CI calibration size, as the export tests; plain PTQ (the export tests cover accuracy control, ~3 min more)
-    art = exported("i3d_k400", "openvino", "int8", calib_clips=8, export_options=PLAIN_PTQ)
+def test_i3d_openvino_int8_names_arm_wrestling_for_most_windows(export_cell, arm_wrestling):  # noqa: F811
+    # the export tests' CI cell (plain PTQ, 8 calibration clips), shared with them: one export per session
+    art = export_cell("i3d_k400", "openvino", "int8", **ci_kwargs("i3d_k400")).out
     out = subprocess.run([sys.executable, "-m", "edgevc", "run", str(art), "--source", str(arm_wrestling),
                           "--json", "--threads", "2"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
