@@ -37,3 +37,24 @@ def test_training_record_is_consistent(path):
     recipe = load_recipe(ROOT / r["recipe"])
     assert recipe.model.name == r["model"] and f"--nproc-per-node {r['world_size']}" in r["command"]
     assert len(r["weights_sha256"]) == 64
+
+
+COMPRESS = sorted((ROOT / "benchmarks" / "results").glob("compress_*.json"))
+
+
+@pytest.mark.parametrize("path", COMPRESS, ids=[p.stem for p in COMPRESS])
+def test_compression_record_is_consistent(path):
+    """Each drop is fp32 - int8 of the variants' own accuracies, and the README quotes the record's figures."""
+    r = json.loads(path.read_text())
+    acc = {(v["target"], v["variant"]): v["accuracy"]["video_top1"] for v in r["variants"] if v.get("accuracy")}
+    for row in r["table"]:
+        t = row["target"]
+        assert row["fp32_top1"] == acc[(t, "fp32")] and row["ptq_top1"] == acc[(t, "ptq")]
+        assert row["qat_top1"] == acc[(t, "qat")]
+        for v in ("ptq", "qat"):
+            assert row[f"{v}_drop_pt"] == round((row["fp32_top1"] - row[f"{v}_top1"]) * 100, 2)
+        assert row["qat_within_limit"] == (row["qat_drop_pt"] <= r["qat_drop_limit_pt"])
+    for name, q in r["qat"].items():
+        assert q["stats"]["steps"] >= 1 and q["stats"]["seconds"] > 0, name
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    assert f"results/{path.stem}" in readme or f"results/{path.stem.split('_executorch')[0]}*" in readme
