@@ -79,9 +79,10 @@ def best_rows(report: dict) -> list[dict]:
 def summary(reports: list[dict]) -> str:
     from edgevc.bench.table import machine_line
 
-    first = reports[0]
+    machines = {machine_line(r["machine"], r["threads"]) for r in reports}
     lines = ["# edgevc bench: summary", "",
-             f"Machine: {machine_line(first['machine'], first['threads'])}.", "",
+             *(f"- machine ({', '.join(r['model'] for r in reports if machine_line(r['machine'], r['threads']) == m)}):"
+               f" {m}." for m in sorted(machines)), "",
              "Fastest passing row of each precision per model; speed-up over PyTorch eager fp32 in the same run. "
              "Full tables: `results/bench_<model>.md` (every target x precision, ✅ or ❌ with the reason).", "",
              "| model | clip | row | runs as | p50 ms | ms/frame @hop | speed-up | max abs diff | rel L2 | "
@@ -107,6 +108,18 @@ def summary(reports: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_earlier_runs(reports: list[dict], out: Path) -> list[dict]:
+    """This run's reports plus the committed ``bench_MODEL.json`` of zoo models it did not run, in zoo order.
+
+    Running some models (``--models x3d_xs``) refreshes their tables without dropping the others from the
+    summary; each model's row keeps the machine line and date of its own run (in its JSON).
+    """
+    ran = {r["model"] for r in reports}
+    earlier = [json.loads(p.read_text()) for m in MODELS if m not in ran and (p := out / f"bench_{m}.json").is_file()]
+    order = {m: i for i, m in enumerate(MODELS)}
+    return sorted(reports + earlier, key=lambda r: order.get(r["model"], len(order)))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS))
@@ -124,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         (reports if rep is not None else failed).append(rep or model)
     if reports:
         from edgevc.bench.plot import plot_bench
+
+        reports = with_earlier_runs(reports, args.out)
 
         (args.out / "bench_summary.md").write_text(summary(reports))
         plot_bench(reports, args.out / "bench_all.png", title="edgevc bench: every passing row of "
