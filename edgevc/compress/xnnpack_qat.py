@@ -107,8 +107,9 @@ def xnnpack_qat(model: nn.Module, loader: torch.utils.data.DataLoader, cfg: QATS
     return fp.eval(), stats, {
         "method": "PT2E prepare_qat_pt2e + XNNPACKQuantizer (symmetric, per-channel, is_qat) fine-tune; "
                   "weights back into the network, then the executorch target's rewrite + PT2E int8 "
-                  "calibrated on the PTQ clips; observer ranges frozen after "
-                  "qat.observer_steps steps",
+                  "calibrated on the PTQ clips; "
+                  + (f"observer ranges frozen after {observers['frozen_at_step']} steps"
+                     if observers["frozen_at_step"] is not None else "observers left on throughout"),
         "fake_quantizers": fake, "weights_taken": taken, "observers_frozen_at_step": observers["frozen_at_step"],
         "scale_drift_after": None if drift is None else round(drift, 6)}
 
