@@ -173,6 +173,8 @@ class RunStats:
         def num(x: float | None, fmt: str = ".1f") -> str:
             return "-" if x is None else format(x, fmt)
 
+        rate_fmt = ".0f" if (self.gflops_per_s or 0) >= 100 else ".3g"  # 1730, 12.3, 0.0123: no exponent
+
         return [
             ("model", f"{self.model} ({self.target}, {self.precision}, threads {self.threads or 'default'})"),
             ("source", f"{self.source} ({self.mode})"),
@@ -184,7 +186,7 @@ class RunStats:
             ("throughput", f"{num(self.frames_per_s)} frames/s, {num(self.decisions_per_s, '.2f')} decisions/s"),
             ("compute per frame", ms(self.compute_ms_per_frame)),
             ("inference per call", ms(self.infer_ms_per_call)),
-            ("achieved", f"{num(self.gflops_per_s, '.3g')} GFLOP/s (2 per MAC of macs_per_clip"
+            ("achieved", f"{num(self.gflops_per_s, rate_fmt)} GFLOP/s (2 per MAC of macs_per_clip"
                          f"{'; integer ops at int8' if self.precision == 'int8' else ''})"),
             ("time: wall", f"{self.wall_s:.2f} s"),
             ("time: decode / preprocess / assemble", f"{self.decode_s:.2f} / {self.preprocess_s:.2f} / "
