@@ -112,6 +112,37 @@ def test_newest_only_runs_one_clip_when_a_late_frame_completes_several():
     assert clf.counters.inferences == 2
 
 
+def test_a_gap_of_a_whole_clip_restarts_the_window_instead_of_filling_it_with_one_frame():
+    """A stream that comes back after 3 s (a reconnect): the next clips are real clips of the new frames."""
+    model = toy_model(ClipSpec(4, stride=2, fps=10.0, hop=3))  # span 7 slots = 0.7 s
+    before, after = np.arange(20) / 10.0, 5.0 + np.arange(20) / 10.0
+    pts = np.concatenate([before, after])
+    video = frames(40)
+
+    held = push_all(StreamingClassifier(model, restart_gap_s=None), video, pts)
+    assert any(len(set(d.indices)) == 1 for d in held)  # the old way: clips made of copies of frame 20
+
+    clf = StreamingClassifier(model)
+    got = push_all(clf, video, pts)
+    assert clf.counters.gap_restarts == 1 and all(len(set(d.indices)) > 1 for d in got)
+    assert [d.index for d in got] == list(range(len(got)))  # decision numbers keep counting
+    first_part = offline(model, video[:20], before)
+    second_part = offline(model, video[20:], after)
+    assert len(got) == len(first_part) + len(second_part)
+    for d, (src, logits) in zip(got, first_part + [(src + 20, lg) for src, lg in second_part], strict=True):
+        assert list(d.indices) == src.tolist() and np.array_equal(d.logits, logits)
+    # the aggregation started again too: the last scores are those of the second part alone
+    assert np.array_equal(got[-1].scores, aggregate(np.stack([lg for _, lg in second_part]), model.meta.agg))
+
+
+def test_short_gaps_hold_the_last_frame_as_offline_reading_does():
+    model = toy_model(ClipSpec(2, stride=1, fps=10.0, hop=1))  # span 2: a 0.5 s gap covers it, but is under 1 s
+    clf = StreamingClassifier(model)
+    video = frames(3)
+    push_all(clf, video, np.array([0.0, 0.1, 0.6]))
+    assert clf.counters.gap_restarts == 0 and clf.counters.slots == 7
+
+
 def test_stateful_model_steps_each_frame_at_the_stride_once_and_decides_on_the_window_schedule():
     clip = ClipSpec(4, stride=2, hop=4)  # span 7: decisions at slots 6, 10, 14, ...
     model = toy_model(clip, stateful=True)

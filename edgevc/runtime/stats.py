@@ -71,6 +71,7 @@ class StreamCounters:
     clips_skipped: int = 0        # clips not run because a newer one was due in the same push (live)
     decisions: int = 0
     reconnects: int = 0
+    gap_restarts: int = 0         # windows restarted after a gap of a whole clip span (a reconnect, a stall)
     decode_s: float = 0.0
     preprocess_s: float = 0.0
     assemble_s: float = 0.0
@@ -144,6 +145,7 @@ class RunStats:
     clips_skipped: int
     decisions: int
     reconnects: int
+    gap_restarts: int
     wall_s: float
     decode_s: float
     preprocess_s: float
@@ -192,7 +194,9 @@ class RunStats:
             ("time: decode / preprocess / assemble", f"{self.decode_s:.2f} / {self.preprocess_s:.2f} / "
                                                      f"{self.assemble_s:.2f} s"),
             ("time: infer / aggregate", f"{self.infer_s:.2f} / {self.aggregate_s:.3f} s"),
-        ] + ([("reconnects", str(self.reconnects))] if self.reconnects else [])
+        ] + ([("reconnects", str(self.reconnects))] if self.reconnects else []) \
+          + ([("gap restarts", f"{self.gap_restarts} (a gap of a whole clip: the window started again)")]
+             if self.gap_restarts else [])
 
     def to_table(self) -> str:
         rows = self.rows()
@@ -215,6 +219,7 @@ def summarize(counters: StreamCounters, meta: ArtifactMeta, wall_s: float, sourc
         threads=threads, frames_read=c.frames_read, frames_processed=c.frames_processed,
         frames_dropped=c.frames_dropped, slots=c.slots, frames_preprocessed=c.frames_preprocessed,
         inferences=c.inferences, clips_skipped=c.clips_skipped, decisions=c.decisions, reconnects=c.reconnects,
+        gap_restarts=c.gap_restarts,
         wall_s=round(wall_s, 4), decode_s=round(c.decode_s, 4), preprocess_s=round(c.preprocess_s, 4),
         assemble_s=round(c.assemble_s, 4), infer_s=round(c.infer_s, 4), aggregate_s=round(c.aggregate_s, 4),
         latency=LatencyStats.of(c.latencies_ms),

@@ -103,12 +103,19 @@ class StreamingClassifier:
     completes several clips at once (a frame after a long gap fills many
     slots), only the newest is run and the others are counted as skipped,
     so one push costs at most one inference and a slow model cannot fall
-    further and further behind.
+    further and further behind. ``restart_gap_s``: a gap in the timestamps
+    of at least this many seconds that also covers a whole clip span (a
+    stream that reconnected, a camera that stalled) restarts the window from
+    the frame after it instead of filling the gap with copies of that frame
+    (``counters.gap_restarts``; None: never). Shorter gaps hold the last
+    frame, exactly as offline reading resamples.
     """
 
     def __init__(self, model: Any, hop: int | None = None, k: int | None = None, newest_only: bool = False,
-                 counters: StreamCounters | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+                 counters: StreamCounters | None = None, clock: Callable[[], float] = time.perf_counter,
+                 restart_gap_s: float | None = 1.0) -> None:
         self.model = model
+        self.restart_gap_s = restart_gap_s
         self.meta = model.meta
         clip = self.meta.clip
         self.hop = clip.stream_hop if hop is None else int(hop)
@@ -161,7 +168,11 @@ class StreamingClassifier:
             if pts is None:
                 raise EdgevcError(f"'{self.meta.model}' runs at {self.meta.clip.fps} fps: frames need timestamps",
                                   hint="pass pts (seconds) with every frame")
+            last = self.resampler.last_pts
             repeat = self.resampler.push(float(pts))
+            if (self.restart_gap_s is not None and repeat >= self.span and self.window.count > 0
+                    and float(pts) - last >= self.restart_gap_s):
+                repeat = self._restart_after_gap(float(pts), index)
         self._last_rgb = rgb
         ready: list[WindowClip] = []
         decisions: list[Decision] = []
@@ -190,6 +201,21 @@ class StreamingClassifier:
         decisions += [self._decide_clip(c, arrival) for c in ready]
         self._evict()
         return decisions
+
+    def _restart_after_gap(self, pts: float, index: int) -> int:
+        """A gap of a whole clip span or more (a stream that reconnected, a camera that stalled).
+
+        Holding the last frame would fill every slot of the next clips with
+        copies of this one frame: no motion, not a clip the model was trained
+        on. The window, the aggregation and any stream state start again from
+        this frame instead (counted in ``gap_restarts``); frame indices and
+        decision numbers keep counting. Returns the slots this frame fills (1).
+        """
+        decisions = self._decisions
+        self.reset()
+        self._next_index, self._decisions = index + 1, decisions
+        self.counters.gap_restarts += 1
+        return self.resampler.push(pts)  # type: ignore[union-attr]
 
     def flush(self) -> list[Decision]:
         """End of stream: a stream shorter than one clip gets the one clamped clip offline reading takes."""
