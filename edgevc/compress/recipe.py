@@ -30,7 +30,7 @@ from typing import Any
 from edgevc.data.datasets import AugmentSpec
 from edgevc.errors import EdgevcError, SpecError, did_you_mean
 from edgevc.spec import AggSpec, ClipSpec, PreprocSpec, _check, _Spec
-from edgevc.train.recipe import DataSection, ModelSection, Recipe, read_yaml
+from edgevc.train.recipe import DataSection, ModelSection, Recipe, read_yaml, with_model_specs
 
 # the targets compress knows how to quantize by training (NNCF for the first two, PT2E/XNNPACK for the last)
 TARGETS: tuple[str, ...] = ("openvino", "onnx", "executorch")
@@ -217,18 +217,7 @@ def compress_recipe_from_dict(raw: Any, source: str = "<recipe>") -> CompressRec
             for key in _FROM_RUN:
                 if key in base:
                     raw[key] = deep_merge(base[key], raw.get(key) or {})
-        if "model" not in raw:
-            raise SpecError("model", "required key is missing",
-                            "a mapping with 'name' (or source.run, whose train.json names the model)")
-        model = ModelSection.from_dict(raw["model"], path="model.")
-        from edgevc.models import model_info
-
-        info = model_info(model.name)
-        for key in ("clip", "preproc", "agg"):
-            mine = raw.get(key) or {}
-            if not isinstance(mine, dict):
-                raise SpecError(key, f"expected a mapping, got {type(mine).__name__}")
-            raw[key] = {**getattr(info, key).to_dict(), **mine}
+        raw = with_model_specs(raw, "a mapping with 'name' (or source.run, whose train.json names the model)")
         return CompressRecipe.from_dict(raw)
     except EdgevcError as err:
         raise EdgevcError(f"{source}: {err.message}", hint=err.hint) from None
