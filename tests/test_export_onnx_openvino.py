@@ -173,6 +173,24 @@ def test_export_refuses_an_existing_folder_and_reuses_a_matching_one(export_cell
     assert (stranger / "todo.txt").read_text() == "mine"
 
 
+def test_a_cached_artifact_whose_verification_failed_is_kept_not_reused(export_cell, tmp_path):  # noqa: F811
+    import shutil
+
+    from edgevc.errors import EdgevcError
+    from edgevc.export.driver import export_model
+
+    res = _cell(export_cell, "x3d_xs", "onnx", "fp32")
+    failed = tmp_path / "failed"
+    shutil.copytree(res.out, failed)
+    report = json.loads((failed / "verify.json").read_text())
+    (failed / "verify.json").write_text(json.dumps({**report, "passed": False}))
+    before = {p.name: p.read_bytes() for p in failed.iterdir()}
+    with pytest.raises(EdgevcError, match="its verification failed: it is kept for inspection") as err:
+        export_model("x3d_xs", "onnx", "fp32", out=failed, if_missing=True, log=None)
+    assert "verify.json" in err.value.hint and "--force" in err.value.hint
+    assert {p.name: p.read_bytes() for p in failed.iterdir()} == before
+
+
 @pytest.mark.slow
 def test_i3d_openvino_int8_with_the_profiles_accuracy_control_on_the_ci_clips(export_cell):  # noqa: F811
     """The OpenVINO int8 profile as it is (accuracy control at 0.03) on I3D, with CI's clip counts."""

@@ -335,6 +335,9 @@ def default_out(name: str, res: Resolved, frames: int | None, size: int | None) 
     return Path("artifacts") / f"{name}-{tag}{suffix}"
 
 
+FAILED_VERIFICATION = "its verification failed"
+
+
 def _prepare_out(out: Path, force: bool, if_missing: bool, name: str, res: Resolved, clip: ClipSpec,
                  preproc: PreprocSpec, weights_sha: str | None) -> bool:
     """True: reuse the artifact in ``out``; False: ``out`` is free (emptied with ``force``). Else raise."""
@@ -347,6 +350,10 @@ def _prepare_out(out: Path, force: bool, if_missing: bool, name: str, res: Resol
         mismatch = _mismatch(out, name, res, clip, preproc, weights_sha)
         if mismatch is None:
             return True
+        if mismatch == FAILED_VERIFICATION:
+            raise EdgevcError(f"'{out}' holds this export, but its verification failed: it is kept for inspection, "
+                              "not reused", hint=f"see {out / VERIFY_FILENAME}; pass --force to export it again "
+                              "(replacing it), or another --out")
         raise EdgevcError(f"'{out}' holds another export ({mismatch})",
                           hint="pass --force to replace it, or another --out")
     if not force:
@@ -376,7 +383,7 @@ def _mismatch(out: Path, name: str, res: Resolved, clip: ClipSpec, preproc: Prep
     report = out / VERIFY_FILENAME
     saved = json.loads(report.read_text()) if report.is_file() else {}
     if report.is_file() and not saved.get("passed", False):
-        return "its verification failed"
+        return FAILED_VERIFICATION
     made_with = (saved.get("target_info") or {}).get("export_options")
     wanted_options = json.loads(json.dumps(dict(res.profile.export_options or {})))
     if made_with is not None and made_with != wanted_options:  # older artifacts did not record them
