@@ -116,6 +116,8 @@ def _setup(recipe: Recipe, info: D.DistInfo, log: Callable[[str], None]) -> _Run
     if recipe.model.zero_init_residual:
         log(f"zero-initialised the last BatchNorm of {zero_init_residual(model)} residual branches")
     model = prepare_bn(model, cfg.bn, info.distributed, info.device).to(info.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
     sampler = DistributedSampler(train_ds, num_replicas=info.world, rank=info.rank, shuffle=True, seed=cfg.seed,
                                  drop_last=True)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
@@ -203,6 +205,8 @@ def _train_epoch(ddp: torch.nn.Module, run: _Run, recipe: Recipe, info: D.DistIn
             break
         lr = run.schedule.apply(run.optimizer, recipe.optim.lr, step + done, elapsed)
         x, y = x.to(info.device, non_blocking=True), y.to(info.device, non_blocking=True)
+        if recipe.train.channels_last and x.dim() == 5:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         logits = ddp(x)
         loss = crit(logits, y)
         run.optimizer.zero_grad(set_to_none=True)
