@@ -153,3 +153,37 @@ def test_plain_progress_lines_show_loss_and_accuracy(capsys):
     bar.close()
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[-1].startswith("epoch 1/1 4/4 loss=1.7 acc=0.25")
+
+
+def test_progressive_sizes_train_small_crops_first_and_end_on_the_recipes_crop(tmp_path, monkeypatch):
+    """train.sizes (multigrid's long cycle): the clips of each epoch have the side the schedule gives."""
+    from edgevc.train import loop
+
+    seen: list[tuple[int, ...]] = []
+    real = loop.ClipDataset.__getitem__
+
+    def spy(self, i):
+        x, y = real(self, i)
+        if self.train:
+            seen.append(tuple(x.shape[-2:]))
+        return x, y
+
+    monkeypatch.setattr(loop.ClipDataset, "__getitem__", spy)
+    recipe = tiny("train.sizes=[[16, 0.5], [32, 0.5]]")
+    assert recipe.crop_at(0.2).crop == (16, 16) and recipe.crop_at(0.2).resize_short == 16
+    assert recipe.crop_at(0.5) == recipe.crop_at(0.99) == recipe.preproc
+    result = train(recipe, out=tmp_path, show_progress=False)
+    assert [h["crop"] for h in result.history] == [16, 32]
+    assert seen == [(16, 16)] * 16 + [(32, 32)] * 16  # 4 steps x 4 clips per epoch
+    assert result.final["clips_per_video"] == 2  # the evaluation is at the recipe's crop
+
+
+@pytest.mark.parametrize("sizes,match", [("[[16, 0.5], [24, 0.5]]", "the last side is 24, the crop is"),
+                                         ("[[16, 0.4], [32, 0.4]]", "shares sum to 0.8"),
+                                         ("[[16]]", "sides 16..4096")])
+def test_progressive_sizes_are_validated_with_the_field(sizes, match):
+    from edgevc.errors import EdgevcError
+
+    with pytest.raises(EdgevcError, match=match) as err:
+        tiny(f"train.sizes={sizes}")
+    assert "train.sizes" in err.value.message

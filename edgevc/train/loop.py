@@ -121,7 +121,8 @@ def _setup(recipe: Recipe, info: D.DistInfo, log: Callable[[str], None]) -> _Run
     sampler = DistributedSampler(train_ds, num_replicas=info.world, rank=info.rank, shuffle=True, seed=cfg.seed,
                                  drop_last=True)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=recipe.data.workers, persistent_workers=recipe.data.workers > 0)
+                        num_workers=recipe.data.workers,  # workers copy the dataset: not across size changes
+                        persistent_workers=recipe.data.workers > 0 and not cfg.sizes)
     optimizer = build_optimizer(model, recipe.optim)
     steps = len(loader)
     schedule = Schedule(cfg.epochs * steps, round(recipe.optim.warmup_epochs * steps), recipe.optim.min_lr_ratio,
@@ -190,6 +191,9 @@ def _train_epoch(ddp: torch.nn.Module, run: _Run, recipe: Recipe, info: D.DistIn
     """One pass over this rank's shard; stops early (``stopped``) when the schedule's progress reaches 1."""
     run.sampler.set_epoch(epoch)
     run.train_ds.set_epoch(epoch)
+    if recipe.train.sizes:  # multigrid's long cycle: this epoch's crop from the schedule's progress
+        at = _agreed(info, elapsed_before, run.schedule.budget_s is not None)
+        run.train_ds.preproc = recipe.crop_at(run.schedule.progress(step, at))
     set_train_mode(ddp, recipe.train.bn)
     crit = torch.nn.CrossEntropyLoss(label_smoothing=recipe.optim.label_smoothing)
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, right, seen
@@ -224,7 +228,8 @@ def _train_epoch(ddp: torch.nn.Module, run: _Run, recipe: Recipe, info: D.DistIn
     D.all_reduce_sum(info, totals)
     seen = max(1.0, float(totals[2]))
     return {"epoch": epoch + 1, "loss": float(totals[0]) / seen, "train_top1": float(totals[1]) / seen, "lr": lr,
-            "steps": done, "seconds": time.monotonic() - t0, "stopped": stopped}
+            "steps": done, "seconds": time.monotonic() - t0, "stopped": stopped,
+            "crop": run.train_ds.preproc.crop[0]}
 
 
 def _agreed(info: D.DistInfo, elapsed: float, needed: bool) -> float:

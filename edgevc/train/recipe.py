@@ -117,6 +117,14 @@ class TrainSection(_Spec):
     step takes 0.75 s instead of 1.10 s (depthwise 3x3x3 convolutions are
     2.5-4x faster that way); under 2-process DDP with 1 thread each it was
     slower (DDP's gradient buckets keep the default layout and copy).
+    ``sizes``: progressive crop sizes, the long cycle of multigrid training
+    (Wu et al., "A Multigrid Method for Efficiently Training Video Models",
+    CVPR 2020, used for X3D in PySlowFast): ``[[side, share], ...]`` trains at
+    ``side``² crops for ``share`` of the schedule (its time budget, or its
+    steps), switching at epoch starts; the field of view stays the same
+    (``resize_short`` scales with the side). The last side must be the
+    recipe's crop, so the network ends on what it is evaluated and exported
+    at. Smaller clips make cheaper steps: more of them in the same budget.
     """
 
     epochs: int = 10
@@ -130,8 +138,13 @@ class TrainSection(_Spec):
     log_every: int = 10
     budget_minutes: float | None = None
     channels_last: bool = False
+    sizes: tuple[tuple[float, ...], ...] = ()
 
     def validate(self) -> None:
+        _check(all(len(p) == 2 and p[0] == int(p[0]) and 16 <= p[0] <= 4096 and p[1] > 0 for p in self.sizes),
+               self, "sizes", f"got {[list(p) for p in self.sizes]}", "[[side, share], ...]: sides 16..4096, shares > 0")
+        _check(not self.sizes or abs(sum(p[1] for p in self.sizes) - 1.0) < 1e-6, self, "sizes",
+               f"shares sum to {sum(p[1] for p in self.sizes):g}", "shares that sum to 1")
         _check(self.budget_minutes is None or self.budget_minutes > 0, self, "budget_minutes",
                f"got {self.budget_minutes}", "null or > 0")
         _check(1 <= self.epochs <= 10_000, self, "epochs", f"got {self.epochs}", "1..10000")
@@ -157,6 +170,28 @@ class Recipe(_Spec):
     optim: OptimSection = field(default_factory=OptimSection)
     train: TrainSection = field(default_factory=TrainSection)
     out: str | None = None
+
+    def validate(self) -> None:
+        sizes = self.train.sizes
+        if sizes and (int(sizes[-1][0]), int(sizes[-1][0])) != tuple(self.preproc.crop):
+            raise SpecError("train.sizes", f"the last side is {int(sizes[-1][0])}, the crop is "
+                            f"{list(self.preproc.crop)}", f"end on the crop: [..., [{self.preproc.crop[0]}, share]] "
+                            "(square crops only)")
+
+    def crop_at(self, progress: float) -> PreprocSpec:
+        """The preprocessing of training clips at this point of the schedule (``train.sizes``; 0..1)."""
+        acc = 0.0
+        for side, share in self.train.sizes:
+            acc += share
+            if progress < acc - 1e-9:
+                break
+        else:
+            return self.preproc
+        side = int(side)
+        crop = self.preproc.crop[0]
+        short = self.preproc.resize_short
+        return self.preproc.replace(crop=(side, side),
+                                    resize_short=None if short is None else max(side, round(short * side / crop)))
 
 
 _FROM_MODEL = ("clip", "preproc", "agg")
