@@ -30,7 +30,8 @@ def test_training_record_is_consistent(path):
     assert sum(map(sum, confusion)) == r["videos"]
     assert sum(confusion[i][i] for i in range(len(confusion))) / r["videos"] == pytest.approx(r["video_top1"])
     assert sum(e["seconds"] for e in r["epochs"]) <= r["train_seconds"] + 1.0
-    assert r["total_seconds"] == pytest.approx(r["train_seconds"] + r["eval_seconds"], abs=0.01)
+    # the whole run's wall time (set-up and evaluations included), or for older records train + final evaluation
+    assert r["total_seconds"] >= r["train_seconds"] + r["eval_seconds"] - 0.01
     met = r["video_top1"] >= r["acceptance"]["video_top1_min"] and r["total_seconds"] <= r["acceptance"]["seconds_max"]
     assert r["acceptance"]["met"] == met
     assert r["machine"]["cores"] >= 1 and r["machine"]["cpu"]

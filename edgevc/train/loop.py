@@ -54,6 +54,7 @@ class TrainResult:
     threads: int
     train_seconds: float
     eval_seconds: float
+    wall_seconds: float = 0.0  # the whole run: set-up, training, evaluations during it, the final evaluation
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,6 +134,7 @@ def _setup(recipe: Recipe, info: D.DistInfo, log: Callable[[str], None]) -> _Run
 def train(recipe: Recipe, out: str | Path | None = None, resume: bool = False, show_progress: bool = True,
           log: Callable[[str], None] | None = None) -> TrainResult:
     """Run the recipe; returns the result on every rank (rank 0 also writes it to ``out``)."""
+    t_start = time.monotonic()
     info = D.init_distributed()
     log = log if (log and info.main) else _log_fn(info)
     cfg = recipe.train
@@ -176,7 +178,7 @@ def train(recipe: Recipe, out: str | Path | None = None, resume: bool = False, s
                 break
         t1 = time.monotonic()
         final = evaluate(model, run.test_ds, recipe.agg, info, workers=recipe.data.workers, show=show_progress)
-        result = _finish(model, recipe, run.labels, history, final, info, out, time.monotonic() - t1)
+        result = _finish(model, recipe, run.labels, history, final, info, out, time.monotonic() - t1, t_start)
         log(f"final: video top-1 {final.video_top1:.4f} ({final.videos} videos x {final.clips_per_video} clips), "
             f"clip top-1 {final.clip_top1:.4f}; train {result.train_seconds:.0f} s, eval {result.eval_seconds:.0f} s;"
             f" weights {out / WEIGHTS}")
@@ -242,7 +244,7 @@ def _agreed(info: D.DistInfo, elapsed: float, needed: bool) -> float:
 
 
 def _finish(model: torch.nn.Module, recipe: Recipe, labels: tuple[str, ...], history: list[dict],
-            final: EvalResult, info: D.DistInfo, out: Path, eval_seconds: float) -> TrainResult:
+            final: EvalResult, info: D.DistInfo, out: Path, eval_seconds: float, t_start: float) -> TrainResult:
     hashes = D.gather_strings(info, D.state_sha256(model))
     if len(set(hashes)) != 1:
         raise EdgevcError(f"the {info.world} processes ended with different weights: {hashes}",
@@ -252,7 +254,7 @@ def _finish(model: torch.nn.Module, recipe: Recipe, labels: tuple[str, ...], his
         final=final.to_dict(), weights=str(out / WEIGHTS), weights_sha256=hashes[0], rank_weights_sha256=hashes,
         world_size=info.world, threads=torch.get_num_threads(),
         train_seconds=round(sum(h["seconds"] for h in history), 2),
-        eval_seconds=round(eval_seconds, 2))
+        eval_seconds=round(eval_seconds, 2), wall_seconds=round(time.monotonic() - t_start, 2))
     if info.main:
         atomic_save(model.state_dict(), out / WEIGHTS)
         (out / "labels.txt").write_text("\n".join(labels) + "\n")
