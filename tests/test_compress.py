@@ -346,6 +346,8 @@ def _check_artifacts(result: dict, out: Path, targets: tuple[str, ...]) -> None:
         sorted((t, v) for t in targets for v in ("fp32", "ptq", "qat"))
     for v in result["variants"]:
         assert v["error"] is None and v["verify_passed"] is True, v
+        # QAT artifacts are checked against the QAT network they were made from; fp32 and PTQ against the trained one
+        assert ("QAT" in v["verified_against"]) == (v["variant"] == "qat"), v
         folder = out / f"{v['target']}-{v['variant']}"
         meta = ArtifactMeta.load(folder)
         assert (meta.labels, meta.clip, meta.preproc) == (bench.labels, recipe.clip, recipe.preproc)

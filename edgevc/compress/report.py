@@ -30,6 +30,7 @@ class VariantResult:
     export_seconds: float = 0.0
     verify_passed: bool | None = None
     verify_failures: list[str] = field(default_factory=list)
+    verified_against: str = ""
     accuracy: ArtifactAccuracy | None = None
     error: str | None = None
 
@@ -112,6 +113,13 @@ class CompressResult:
             verify = ", ".join(f"{n} {_ok(r[f'{n}_verify'])}" for n in VARIANTS)
             out.append(f"| {r['target']} | {_pct(r['fp32_top1'])} | {_cell(r, 'ptq')} | {_cell(r, 'qat')} | "
                        f"{'yes' if r['qat_within_limit'] else 'no'} | {sizes} | {verify} |")
+        against = {}
+        for v in self.variants:
+            if v.verified_against:
+                against.setdefault(v.variant, v.verified_against)
+        if against:
+            out += ["", "Each export was verified against the network it was made from, run in torch: "
+                    + "; ".join(f"{n} against {a}" for n, a in against.items()) + "."]
         if self.qat:
             out += ["", "| QAT run | steps | clips | seconds | loss first -> last 20 | stopped by |",
                     "|---|---|---|---|---|---|"]
