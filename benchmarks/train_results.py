@@ -29,9 +29,11 @@ TARGET_TOP1 = 0.95
 BUDGET_S = 25 * 60
 
 
-def record(run: Path, recipe: str, note: str = "") -> dict:
+def record(run: Path, recipe: str, note: str = "", wall_seconds: float | None = None) -> dict:
+    """``wall_seconds``: for a run whose train.json predates ``wall_seconds``, measured from outside
+    (torchrun's first log line to train.json's mtime); otherwise train + final evaluation is all there is."""
     d = json.loads((run / "train.json").read_text())
-    total = d.get("wall_seconds") or d["train_seconds"] + d["eval_seconds"]  # older runs: no wall time
+    total = d.get("wall_seconds") or wall_seconds or d["train_seconds"] + d["eval_seconds"]
     out = {
         "model": d["model"], "recipe": recipe,
         "command": f"torchrun --standalone --nproc-per-node {d['world_size']} -m edgevc train {recipe}",
@@ -78,9 +80,11 @@ def main() -> None:
     ap.add_argument("run", type=Path, help="the run folder (holds train.json)")
     ap.add_argument("--recipe", required=True, help="the recipe that made it (for the command line)")
     ap.add_argument("--note", default="")
+    ap.add_argument("--wall-seconds", type=float, default=None,
+                    help="the run's wall time, for a train.json without wall_seconds")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
-    r = record(args.run, args.recipe, args.note)
+    r = record(args.run, args.recipe, args.note, args.wall_seconds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"train_{r['model']}.json").write_text(json.dumps(r, indent=1) + "\n")
     (args.out / f"train_{r['model']}.md").write_text(markdown(r))
