@@ -27,6 +27,7 @@ from edgevc.report.machine import machine_info  # noqa: E402
 
 TARGET_TOP1 = 0.95
 BUDGET_S = 25 * 60
+EPOCH_KEYS = ("epoch", "loss", "train_top1", "lr", "steps", "seconds", "crop", "test_video_top1")
 
 
 def record(run: Path, recipe: str, note: str = "", wall_seconds: float | None = None) -> dict:
@@ -42,8 +43,7 @@ def record(run: Path, recipe: str, note: str = "", wall_seconds: float | None = 
         "videos": d["final"]["videos"], "clips_per_video": d["final"]["clips_per_video"],
         "confusion": d["final"]["confusion"], "labels": d["final"]["labels"],
         "train_seconds": d["train_seconds"], "eval_seconds": d["eval_seconds"], "total_seconds": round(total, 2),
-        "epochs": [{k: h[k] for k in ("epoch", "loss", "train_top1", "lr", "steps", "seconds", "crop", "test_video_top1")
-                    if k in h} for h in d["history"]],
+        "epochs": [{k: h[k] for k in EPOCH_KEYS if k in h} for h in d["history"]],
         "weights_sha256": d["weights_sha256"],
         "acceptance": {"video_top1_min": TARGET_TOP1, "seconds_max": BUDGET_S,
                        "met": d["final"]["video_top1"] >= TARGET_TOP1 and total <= BUDGET_S},
@@ -68,8 +68,9 @@ def markdown(r: dict) -> str:
     acc = r["acceptance"]
     lines += ["", f"Held-out video top-1 **{r['video_top1']:.4f}** ({r['videos']} videos x {r['clips_per_video']} "
               f"clips), clip top-1 {r['clip_top1']:.4f}; train {r['train_seconds']:.0f} s, final evaluation "
-              f"{r['eval_seconds']:.0f} s, {r['total_seconds'] / 60:.1f} min in all. Target >= {acc['video_top1_min']:.0%} "
-              f"within {acc['seconds_max'] // 60} min: {'met' if acc['met'] else 'NOT met'}."]
+              f"{r['eval_seconds']:.0f} s, {r['total_seconds'] / 60:.1f} min in all. "
+              f"Target >= {acc['video_top1_min']:.0%} within {acc['seconds_max'] // 60} min: "
+              f"{'met' if acc['met'] else 'NOT met'}."]
     if r["note"]:
         lines += ["", r["note"]]
     return "\n".join(lines) + "\n"

@@ -59,3 +59,20 @@ def test_compression_record_is_consistent(path):
         assert q["stats"]["steps"] >= 1 and q["stats"]["seconds"] > 0, name
     readme = (ROOT / "benchmarks" / "README.md").read_text()
     assert f"results/{path.stem}" in readme or f"results/{path.stem.split('_executorch')[0]}*" in readme
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks" / "results").glob("reverify_*_qat.json")),
+                         ids=lambda p: p.stem)
+def test_qat_reverification_record_is_consistent(path):
+    """The QAT artifact checked against both references: each verdict follows from its own figures."""
+    r = json.loads(path.read_text())
+    reports = r["reports"]
+    assert set(reports) == {"trained_fp32", "qat_weights_fp32"}
+    for rep in reports.values():
+        enforced = [c for row in rep["rows"] for c in row["checks"] if c["enforced"]]
+        assert enforced and rep["passed"] == all(c["passed"] for c in enforced)
+        for c in enforced:
+            assert c["passed"] == (c["value"] <= c["limit"] if c["bound"] == "max" else c["value"] >= c["limit"])
+    real = {k: next(row for row in rep["rows"] if row["inputs"] == "real")["figures"] for k, rep in reports.items()}
+    assert real["qat_weights_fp32"]["rel_l2"] < real["trained_fp32"]["rel_l2"]
+    assert real["trained_fp32"]["samples"] == real["qat_weights_fp32"]["samples"] >= 16

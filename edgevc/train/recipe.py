@@ -142,7 +142,8 @@ class TrainSection(_Spec):
 
     def validate(self) -> None:
         _check(all(len(p) == 2 and p[0] == int(p[0]) and 16 <= p[0] <= 4096 and p[1] > 0 for p in self.sizes),
-               self, "sizes", f"got {[list(p) for p in self.sizes]}", "[[side, share], ...]: sides 16..4096, shares > 0")
+               self, "sizes", f"got {[list(p) for p in self.sizes]}",
+               "[[side, share], ...]: sides 16..4096, shares > 0")
         _check(not self.sizes or abs(sum(p[1] for p in self.sizes) - 1.0) < 1e-6, self, "sizes",
                f"shares sum to {sum(p[1] for p in self.sizes):g}", "shares that sum to 1")
         _check(self.budget_minutes is None or self.budget_minutes > 0, self, "budget_minutes",
@@ -180,14 +181,14 @@ class Recipe(_Spec):
 
     def crop_at(self, progress: float) -> PreprocSpec:
         """The preprocessing of training clips at this point of the schedule (``train.sizes``; 0..1)."""
-        acc = 0.0
-        for side, share in self.train.sizes:
+        acc, side = 0.0, None
+        for s, share in self.train.sizes:
             acc += share
             if progress < acc - 1e-9:
+                side = int(s)
                 break
-        else:
+        if side is None:
             return self.preproc
-        side = int(side)
         crop = self.preproc.crop[0]
         short = self.preproc.resize_short
         return self.preproc.replace(crop=(side, side),
