@@ -147,6 +147,8 @@ def _tiny_model() -> nn.Module:
     return model.eval()
 
 
+# slow (39 s): CI's tiny OpenVINO compress run exports an NNCF QAT network end to end
+@pytest.mark.slow
 def test_frozen_fake_quantizers_compute_what_the_stripped_nncf_model_computes_and_export():
     """A temporal shift slices one tensor three times: NNCF shares one quantizer there, which strip leaves."""
     import nncf

@@ -99,6 +99,8 @@ def test_stream_model_exports_forward_step_with_named_state(tmp_path):
                                                rel=0.05)  # one frame at 96²
 
 
+# slow (24 s): a MoViNet stream int8 export; CI keeps the stream model's fp32 checks
+@pytest.mark.slow
 def test_stream_model_int8_keeps_accumulators_in_float_beyond_the_calibration_length(tmp_path):
     """Calibrated on 8-frame clips, the int8 MoViNet still counts frame 30 as 30 (not clamped at 8)."""
     from edgevc import runtime
