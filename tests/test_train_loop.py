@@ -52,6 +52,7 @@ def test_a_tiny_run_writes_weights_checkpoint_and_a_video_level_result(tmp_path)
     assert saved["final"]["videos"] == 8 and saved["final"]["clips"] == 16 and saved["final"]["clips_per_video"] == 2
     assert sum(map(sum, saved["final"]["confusion"])) == 8 and len(saved["history"]) == 2
     assert [h["steps"] for h in saved["history"]] == [4, 4] and saved["world_size"] == 1
+    assert saved["wall_seconds"] >= saved["train_seconds"] + saved["eval_seconds"]  # the whole run, set-up included
     assert saved["labels"] == (tmp_path / "labels.txt").read_text().split()
     assert saved["rank_weights_sha256"] == [result.weights_sha256]
     from edgevc.models import create
@@ -187,3 +188,25 @@ def test_progressive_sizes_are_validated_with_the_field(sizes, match):
     with pytest.raises(EdgevcError, match=match) as err:
         tiny(f"train.sizes={sizes}")
     assert "train.sizes" in err.value.message
+
+
+def test_channels_last_feeds_the_model_channels_last_3d_clips_and_weights(tmp_path, monkeypatch):
+    import edgevc.models as models  # the loop builds its model through edgevc.models.create
+
+    seen: list[tuple[bool, bool]] = []
+
+    build = models.create
+
+    def spy_create(*a, **kw):
+        model = build(*a, **kw)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv3d))
+
+        def hook(_mod, args):
+            seen.append((args[0].is_contiguous(memory_format=torch.channels_last_3d),
+                         conv.weight.is_contiguous(memory_format=torch.channels_last_3d)))
+        conv.register_forward_pre_hook(hook)
+        return model
+
+    monkeypatch.setattr(models, "create", spy_create)
+    train(tiny("train.channels_last=true", "train.epochs=1"), out=tmp_path, show_progress=False)
+    assert seen[:4] == [(True, True)] * 4  # the 4 training steps; evaluation follows
