@@ -27,6 +27,7 @@ from edgevc.report.machine import machine_info  # noqa: E402
 
 TARGET_TOP1 = 0.95
 BUDGET_S = 25 * 60
+RECIPE_KEYS = ("model", "clip", "optim", "train")  # what the run used, compared with the recipe file by a test
 EPOCH_KEYS = ("epoch", "loss", "train_top1", "lr", "steps", "seconds", "crop", "test_video_top1")
 
 
@@ -37,7 +38,8 @@ def record(run: Path, recipe: str, note: str = "", wall_seconds: float | None = 
     total = d.get("wall_seconds") or wall_seconds or d["train_seconds"] + d["eval_seconds"]
     out = {
         "model": d["model"], "recipe": recipe,
-        "command": f"torchrun --standalone --nproc-per-node {d['world_size']} -m edgevc train {recipe}",
+        "command": (f"torchrun --standalone --nproc-per-node {d['world_size']} -m edgevc train {recipe}"
+                    if d["world_size"] > 1 else f"edgevc train {recipe}"),
         "world_size": d["world_size"], "threads_per_process": d["threads"],
         "video_top1": d["final"]["video_top1"], "clip_top1": d["final"]["clip_top1"],
         "videos": d["final"]["videos"], "clips_per_video": d["final"]["clips_per_video"],
@@ -45,6 +47,7 @@ def record(run: Path, recipe: str, note: str = "", wall_seconds: float | None = 
         "train_seconds": d["train_seconds"], "eval_seconds": d["eval_seconds"], "total_seconds": round(total, 2),
         "epochs": [{k: h[k] for k in EPOCH_KEYS if k in h} for h in d["history"]],
         "weights_sha256": d["weights_sha256"],
+        "recipe_sections": {k: d["recipe"][k] for k in RECIPE_KEYS if k in d.get("recipe", {})},
         "acceptance": {"video_top1_min": TARGET_TOP1, "seconds_max": BUDGET_S,
                        "met": d["final"]["video_top1"] >= TARGET_TOP1 and total <= BUDGET_S},
         "machine": machine_info(), "note": note,
@@ -59,7 +62,7 @@ def _pct(x: float | None) -> str:
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"## {r['model']}: `{r['command']}`", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores; {r['world_size']} processes x "
+             f"Machine: {m['cpu']}, {m['cores']} cores; {r['world_size']} process(es) x "
              f"{r['threads_per_process']} thread(s).", "",
              "| epoch | crop | steps | loss | train top-1 (augmented) | held-out top-1 | lr | seconds |",
              "|---|---|---|---|---|---|---|---|"]
