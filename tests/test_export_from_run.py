@@ -57,3 +57,28 @@ def test_a_state_dict_with_another_head_is_refused_with_the_run_folder_advice(ti
 def test_a_run_of_another_model_is_refused(tiny_run, tmp_path):
     with pytest.raises(EdgevcError, match="trained x3d_xs, not tsm_mobilenet_v2"):
         export_model("tsm_mobilenet_v2", "onnx", "fp32", weights=tiny_run, out=tmp_path / "c", log=None)
+
+
+def test_bench_with_a_run_folder_uses_its_clip_head_and_labels_and_scores_its_split(tiny_run, tmp_path):
+    """`edgevc bench x3d_xs --weights RUN_DIR --data SPLIT`: the run's 4x32² input (not the zoo's 4x160²),
+    its trained 8-class head in the PyTorch row and the exports, and accuracy by the run's class names."""
+    from edgevc.bench.runner import BenchRequest, run_bench
+    from edgevc.data.synth import make_bench
+    from edgevc.train import load_recipe
+
+    recipe = load_recipe(REPO / "recipes" / "tiny_ci.yaml")
+    split = make_bench(recipe.data.bench).split_dir("test")
+    report = run_bench(BenchRequest(model="x3d_xs", targets=("onnx",), precisions=("fp32",), weights=str(tiny_run),
+                                    data=str(split), data_clips=2, repeats=3, warmup=0, budget_s=None,
+                                    timing_clips=1, verify_clips=2, random_clips=1, cache=str(tmp_path / "cache"),
+                                    peak=False))
+    assert report.clip["num_frames"] == 4 and report.clip["size"] == 32
+    torch_row = next(r for r in report.rows if r.variant == "eager")
+    onnx_row = next(r for r in report.rows if r.target == "onnx" and r.variant == "artifact")
+    assert onnx_row.ok, onnx_row.reason
+    assert onnx_row.max_abs_diff is not None and onnx_row.max_abs_diff <= 1e-4
+    # both rows scored the split's 8 videos by class name: the artifact answers as the trained head does
+    assert torch_row.accuracy is not None and onnx_row.accuracy == torch_row.accuracy
+    assert report.settings["accuracy_split"]["videos"] == 8
+    assert any("trained weights (edgevc train run" in n for n in report.notes)
+    assert not any("untrained head" in n for n in report.notes)

@@ -115,8 +115,13 @@ def _weights_sha(weights: str | Path | None) -> str | None:
     from edgevc.assets import sha256_file
 
     path = Path(weights).expanduser()
+    if path.is_dir():  # an edgevc train run folder: its weights file
+        from edgevc.export.from_run import WEIGHTS_FILE, run_folder
+
+        path = run_folder(path) / WEIGHTS_FILE
     if not path.is_file():
-        raise EdgevcError(f"weights file not found: '{path}'", hint="pass a torch state dict (--weights PATH)")
+        raise EdgevcError(f"weights file not found: '{path}'",
+                          hint="pass a torch state dict or an edgevc train run folder (--weights PATH)")
     return sha256_file(path)
 
 

@@ -159,8 +159,15 @@ def _plan(req: BenchRequest, say: Callable[[str], None]) -> _Plan:
     from edgevc.models import model_info
 
     info = model_info(req.model)
-    frames = int(req.frames or info.clip.num_frames)
-    size = int(req.size or info.preproc.crop[0])
+    clip, crop = info.clip, info.preproc.crop
+    if req.weights is not None:
+        from edgevc.export.from_run import run_clip, run_folder
+
+        run = run_folder(req.weights)
+        if run is not None:  # a training run: its own clip and crop, as its exports get
+            clip, crop = run_clip(req.model, run)
+    frames = int(req.frames or clip.num_frames)
+    size = int(req.size or crop[0])
     cache = Path(req.cache).expanduser() if req.cache else bench_cache()
     cells = []
     for target in resolve_targets(req.targets):
@@ -392,7 +399,9 @@ def _notes(report: BenchReport, plan: _Plan) -> list[str]:
                          f"{'reached' if best.top1_agreement >= 0.99 else 'NOT reached'}"
                          + (f"; {best.top1_agreement_decisive:.1%} on the decisive clips)"
                             if best.top1_agreement_decisive is not None else ")"))
-    if not plan.trained:
+    if plan.trained:
+        notes.append(f"{plan.model}: trained weights ({plan.prep.get('weights', '?')})")
+    else:
         notes.append(f"{plan.model}: {plan.prep.get('weights', 'no trained weights')}, BatchNorm statistics from "
                      "real clips; top-1 agreement of an untrained head means little, so parity is judged by the "
                      "logits' relative L2 error against the profile's limit (the 'rel L2 (limit)' column)")

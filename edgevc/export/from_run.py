@@ -32,11 +32,7 @@ def run_folder(weights: str | Path) -> Path | None:
     return None
 
 
-def prepared_from_run(model_name: str | None, run: Path) -> tuple[str, Any, Path]:
-    """(model name, :class:`~edgevc.export.driver.PreparedModel`, weights file) of a training run."""
-    from edgevc.export.driver import PreparedModel
-    from edgevc.models import create
-    from edgevc.report.flops import count_flops
+def _read_run(model_name: str | None, run: Path) -> tuple[str, tuple[str, ...], Any]:
     from edgevc.train.recipe import recipe_from_dict
 
     try:
@@ -50,7 +46,22 @@ def prepared_from_run(model_name: str | None, run: Path) -> tuple[str, Any, Path
     if model_name not in (None, name):
         raise EdgevcError(f"--weights: the run '{run}' trained {name}, not {model_name}",
                           hint=f"edgevc export {name} --weights {run}")
-    recipe = recipe_from_dict(raw["recipe"], source=str(run / RUN_FILE))
+    return name, labels, recipe_from_dict(raw["recipe"], source=str(run / RUN_FILE))
+
+
+def run_clip(model_name: str | None, run: Path) -> tuple[Any, tuple[int, int]]:
+    """(ClipSpec, crop) the run trained and evaluated with: the input its exports and benches use."""
+    _, _, recipe = _read_run(model_name, run)
+    return recipe.clip, tuple(recipe.preproc.crop)
+
+
+def prepared_from_run(model_name: str | None, run: Path) -> tuple[str, Any, Path]:
+    """(model name, :class:`~edgevc.export.driver.PreparedModel`, weights file) of a training run."""
+    from edgevc.export.driver import PreparedModel
+    from edgevc.models import create
+    from edgevc.report.flops import count_flops
+
+    name, labels, recipe = _read_run(model_name, run)
     weights = run / WEIGHTS_FILE
     if not weights.is_file():
         raise EdgevcError(f"--weights: '{weights}' is missing", hint="the run did not finish; resume or re-run it")

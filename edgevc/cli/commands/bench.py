@@ -54,7 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random-clips", type=int, default=4, metavar="N", help="random clips a new export is "
                    "verified on (4)")
     p.add_argument("--calib-clips", type=int, metavar="N", help="int8 calibration clips (default: the profile's)")
-    p.add_argument("--weights", metavar="PATH", help="a torch state dict for the exports and the PyTorch row")
+    p.add_argument("--weights", metavar="PATH",
+                   help="trained weights for the exports and the PyTorch row: a torch state dict, or an edgevc "
+                        "train run folder (its labels, clip and crop come along)")
     p.add_argument("--cache", metavar="DIR", help="where exports are cached (default: $EDGEVC_CACHE/bench/artifacts)")
     p.add_argument("--no-variants", dest="variants", action="store_false",
                    help="time only each artifact's profile configuration, not its variants (OpenVINO's default "
