@@ -15,10 +15,13 @@ plots: latency vs GMACs and latency vs top-1 agreement, with the fronts).
 Every JSON records the machine (CPU model, cores, ISA flags, load) and the
 GEMM peak measured in the same run; the summary repeats the machine line.
 
-x3d_s: the benchmark-trained weights (``runs/bench_x3d_s/model.pt``, from
-``edgevc train``) are used when they exist (``--weights``); otherwise the
-random-init model is benched and its parity is the logits' relative L2
-error against the profile's limit.
+x3d_xs, x3d_s and tsm_mobilenet_v2: a run of ``edgevc train
+recipes/bench_MODEL.yaml`` in ``runs/bench_MODEL`` is used when it exists
+(``--weights RUN_DIR --data bench``: the run's clip and trained head, and
+video top-1 of every row on the temporal benchmark's held-out split);
+otherwise the zoo model is benched (random init, or TSM's ImageNet
+backbone) and its parity is the logits' relative L2 error against the
+profile's limit.
 
 Exports are cached in ``$EDGEVC_CACHE/bench/artifacts``, so a second run
 only re-times. I3D at 32x224² costs about a second per PyTorch clip and
@@ -42,7 +45,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MODELS = ("x3d_xs", "x3d_s", "tsm_mobilenet_v2", "movinet_a0", "r2plus1d_18", "i3d_k400")
-TRAINED = {"x3d_s": REPO / "runs" / "bench_x3d_s" / "model.pt"}
+# edgevc train runs on the temporal benchmark (recipes/bench_MODEL.yaml): benched at the run's clip, with the
+# benchmark's held-out split for the accuracy column
+TRAINED = {m: REPO / "runs" / f"bench_{m}" for m in ("x3d_xs", "x3d_s", "tsm_mobilenet_v2")}
 
 
 def bench_one(model: str, args: argparse.Namespace) -> dict | None:
@@ -53,9 +58,9 @@ def bench_one(model: str, args: argparse.Namespace) -> dict | None:
            args.precisions, "--threads", str(args.threads), "--repeats", str(args.repeats), "--budget",
            str(args.budget), "--json", str(js), "--plot", str(png)]
     weights = TRAINED.get(model)
-    if weights is not None and weights.is_file():
-        cmd += ["--weights", str(weights)]
-        print(f"{model}: using the benchmark-trained weights {weights}", flush=True)
+    if weights is not None and (weights / "train.json").is_file():
+        cmd += ["--weights", str(weights), "--data", "bench"]
+        print(f"{model}: using the benchmark-trained run {weights}", flush=True)
     print("$ " + " ".join(cmd[1:]), flush=True)
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -86,7 +91,7 @@ def summary(reports: list[dict]) -> str:
              "Fastest passing row of each precision per model; speed-up over PyTorch eager fp32 in the same run. "
              "Full tables: `results/bench_<model>.md` (every target x precision, ✅ or ❌ with the reason).", "",
              "| model | clip | row | runs as | p50 ms | ms/frame @hop | speed-up | max abs diff | rel L2 | "
-             "top-1 agr. | GFLOP/s | % peak |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "top-1 agr. | accuracy | GFLOP/s | % peak |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for rep in reports:
         clip = f"{rep['clip']['num_frames']}x{rep['clip']['size']}²"
         for r in best_rows(rep):
@@ -99,7 +104,7 @@ def summary(reports: list[dict]) -> str:
             lines.append(f"| {rep['model']} | {clip} | {name} | {r['runs_as']} | {f(r['p50_ms'], '.2f')} | "
                          f"{f(r['ms_per_frame'], '.3f')} | {f(r['speedup_vs_torch'], '.2f')}x | "
                          f"{f(r['max_abs_diff'], '.2e')} | {f(r['rel_l2'], '.2e')} | "
-                         f"{f(r['top1_agreement'], '.1%')} | {f(r['gflops'], '.1f')} | "
+                         f"{f(r['top1_agreement'], '.1%')} | {f(r.get('accuracy'), '.1%')} | {f(r['gflops'], '.1f')} | "
                          f"{f(None if r['peak_share'] is None else 100 * r['peak_share'], '.0f')} |")
     lines += ["", "Notes (from each run):", ""]
     for rep in reports:
