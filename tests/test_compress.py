@@ -93,9 +93,11 @@ def test_the_report_gives_drops_in_points_and_names_a_failed_artifact():
     result = CompressResult("x3d_xs", ["a", "b"], "w.pt", "0" * 64, {}, {"videos": 200, "clips_per_video": 3}, None)
     result.variants = [VariantResult("openvino", "fp32", "fp32", "m", "f", 12_000_000, accuracy=acc(0.965)),
                        VariantResult("openvino", "ptq", "int8", "m", "f", 4_000_000, accuracy=acc(0.94)),
-                       VariantResult("openvino", "qat", "int8", "m", "f", 4_100_000, accuracy=acc(0.96)),
+                       VariantResult("openvino", "qat", "int8", "m", "f", 4_100_000, accuracy=acc(0.96),
+                                     verified_against="the NNCF QAT network"),
                        VariantResult("executorch", "fp32", "fp32", "m", "f", 12_000_000, accuracy=acc(0.965)),
-                       VariantResult("executorch", "qat", "int8", "m", "f", error="lowered but does not execute")]
+                       VariantResult("executorch", "qat", "int8", "m", "f", error="lowered but does not execute",
+                                     verified_against="the PT2E QAT weights")]
     ov, et = result.rows()
     assert (ov["ptq_drop_pt"], ov["qat_drop_pt"], ov["qat_within_limit"], ov["qat_mb"]) == (2.5, 0.5, True, 4.1)
     assert (et["ptq_top1"], et["qat_drop_pt"], et["qat_within_limit"]) == (None, None, False)
@@ -103,6 +105,10 @@ def test_the_report_gives_drops_in_points_and_names_a_failed_artifact():
     assert "94.00% (+2.50)" in table and "96.00% (+0.50)" in table
     assert "failed: executorch qat: lowered but does not execute" in table
     assert "| executorch | 96.50% | - | failed | no |" in result.markdown()
+    assert CompressResult.from_dict(json.loads(json.dumps(result.to_dict()))).markdown() == result.markdown()
+    # each QAT flavour names its own reference (two targets' QAT artifacts come from different networks)
+    assert ("qat (openvino) against the NNCF QAT network; qat (executorch) against the PT2E QAT weights."
+            in result.markdown())
 
 
 def test_calibration_videos_take_the_classes_in_turn():

@@ -84,6 +84,14 @@ class CompressResult:
         d["qat_drop_limit_pt"] = QAT_DROP_LIMIT
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CompressResult:
+        """Back from :meth:`to_dict` (``compress.json``): rebuild a record's Markdown with this code."""
+        fields = {k: v for k, v in d.items() if k not in ("table", "qat_drop_limit_pt", "variants")}
+        variants = [VariantResult(**{**v, "accuracy": ArtifactAccuracy(**v["accuracy"]) if v.get("accuracy") else None})
+                    for v in d.get("variants", [])]
+        return cls(**fields, variants=variants)
+
     def table(self) -> str:
         """The plain-text table ``edgevc compress`` prints."""
         lines = [f"{self.model} on {self.split.get('videos')} held-out videos x {self.split.get('clips_per_video')} "
@@ -113,13 +121,13 @@ class CompressResult:
             verify = ", ".join(f"{n} {_ok(r[f'{n}_verify'])}" for n in VARIANTS)
             out.append(f"| {r['target']} | {_pct(r['fp32_top1'])} | {_cell(r, 'ptq')} | {_cell(r, 'qat')} | "
                        f"{'yes' if r['qat_within_limit'] else 'no'} | {sizes} | {verify} |")
-        against = {}
+        against: dict[tuple[str, str], list[str]] = {}  # (variant, reference) -> targets
         for v in self.variants:
             if v.verified_against:
-                against.setdefault(v.variant, v.verified_against)
+                against.setdefault((v.variant, v.verified_against), []).append(v.target)
         if against:
             out += ["", "Each export was verified against the network it was made from, run in torch: "
-                    + "; ".join(f"{n} against {a}" for n, a in against.items()) + "."]
+                    + "; ".join(f"{n} ({', '.join(ts)}) against {a}" for (n, a), ts in against.items()) + "."]
         if self.qat:
             out += ["", "| QAT run | steps | clips | seconds | loss first -> last 20 | stopped by |",
                     "|---|---|---|---|---|---|"]
