@@ -15,8 +15,10 @@ plots: latency vs GMACs and latency vs top-1 agreement, with the fronts).
 Every JSON records the machine (CPU model, cores, ISA flags, load) and the
 GEMM peak measured in the same run; the summary repeats the machine line.
 
-x3d_xs, x3d_s and tsm_mobilenet_v2: a run of ``edgevc train
-recipes/bench_MODEL.yaml`` in ``runs/bench_MODEL`` is used when it exists
+x3d_xs, x3d_s and tsm_mobilenet_v2: an ``edgevc train`` run in
+``runs/bench_MODEL`` (``recipes/bench_x3d_xs.yaml``,
+``recipes/bench_tsm_mobilenet_v2.yaml``; no recipe trains x3d_s yet) is used
+when it exists
 (``--weights RUN_DIR --data bench``: the run's clip and trained head, and
 video top-1 of every row on the temporal benchmark's held-out split);
 otherwise the zoo model is benched (random init, or TSM's ImageNet

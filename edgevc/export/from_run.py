@@ -55,6 +55,17 @@ def run_clip(model_name: str | None, run: Path) -> tuple[Any, tuple[int, int]]:
     return recipe.clip, tuple(recipe.preproc.crop)
 
 
+def run_model(model_name: str | None, run: Path) -> Any:
+    """The run's trained network (its own head size), in eval mode."""
+    from edgevc.models import create
+
+    name, labels, recipe = _read_run(model_name, run)
+    weights = run / WEIGHTS_FILE
+    if not weights.is_file():
+        raise EdgevcError(f"--weights: '{weights}' is missing", hint="the run did not finish; resume or re-run it")
+    return create(name, pretrained=weights, num_classes=len(labels), **dict(recipe.model.kwargs)).eval()
+
+
 def prepared_from_run(model_name: str | None, run: Path) -> tuple[str, Any, Path]:
     """(model name, :class:`~edgevc.export.driver.PreparedModel`, weights file) of a training run."""
     from edgevc.export.driver import PreparedModel
@@ -62,17 +73,14 @@ def prepared_from_run(model_name: str | None, run: Path) -> tuple[str, Any, Path
     from edgevc.report.flops import count_flops
 
     name, labels, recipe = _read_run(model_name, run)
-    weights = run / WEIGHTS_FILE
-    if not weights.is_file():
-        raise EdgevcError(f"--weights: '{weights}' is missing", hint="the run did not finish; resume or re-run it")
+    model = run_model(name, run)
     kwargs = dict(recipe.model.kwargs)
-    model = create(name, pretrained=weights, num_classes=len(labels), **kwargs).eval()
     h, w = recipe.preproc.crop
     macs = count_flops(lambda: create(name, num_classes=len(labels), **kwargs),
                        (1, 3, recipe.clip.num_frames, h, w), name).macs_per_clip
     return name, PreparedModel(model=model, clip=recipe.clip, preproc=recipe.preproc, labels=labels,
                                agg=recipe.agg, macs_per_clip=macs,
-                               note=f"edgevc train run {run} ({len(labels)} classes)"), weights
+                               note=f"edgevc train run {run} ({len(labels)} classes)"), run / WEIGHTS_FILE
 
 
 def check_head(model_name: str, weights: str | Path, num_classes: int) -> None:

@@ -71,11 +71,11 @@ def _build_model(name: str, weights: str | Path | None, clip: ClipSpec,
     info = model_info(name)
     torch.manual_seed(0)
     if weights is not None:
-        from edgevc.export.from_run import prepared_from_run, run_folder
+        from edgevc.export.from_run import run_folder, run_model
 
         run = run_folder(weights)
         if run is not None:  # a training run: its own head size (and labels, in the exports)
-            return prepared_from_run(name, run)[1].model, True, {"weights": f"edgevc train run {run}"}
+            return run_model(name, run), True, {"weights": f"edgevc train run {run}"}
         model = create(name, pretrained=Path(weights))
         return model.eval(), True, {"weights": str(weights)}
     if info.weights is not None:
