@@ -79,6 +79,8 @@ def test_wrong_precision_and_out_of_range_limits_are_rejected(tmp_path):
         load_profile(p)
     with pytest.raises(SpecError, match="top1_agreement"):
         Tolerances(top1_agreement=1.5)
+    with pytest.raises(SpecError, match="rel_l2_floor_multiple"):
+        Tolerances(rel_l2=1e-4, rel_l2_floor_multiple=0.5)
 
 
 def test_a_target_name_takes_its_target_precision_profile():

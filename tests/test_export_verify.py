@@ -9,7 +9,7 @@ from torch import nn
 
 from edgevc.export.calib import RealClips, calibrate_bn, random_clips, split_frames, window_starts
 from edgevc.export.profiles import Tolerances
-from edgevc.export.verify import Figures, VerifyReport, checks, compare
+from edgevc.export.verify import Figures, Row, VerifyReport, apply_floor, checks, compare, fp32_floor, torch_outputs
 from edgevc.spec import ClipSpec, PreprocSpec
 
 torch.set_num_threads(1)
@@ -75,6 +75,46 @@ def test_topk_limits_bind_only_trained_models_on_real_clips():
     assert untrained["top1_agreement"].enforced is False and "random-init" in untrained["top1_agreement"].note
     noise = {c.figure: c for c in checks(fig, tol, trained=True, inputs="random")}
     assert noise["top1_agreement"].passed is None
+
+
+def test_an_fp32_random_row_over_its_limit_passes_only_within_the_floor_multiple_and_says_so():
+    tol = Tolerances(rel_l2=1e-4, rel_l2_floor_multiple=10)
+    floor = {"float64": 4.8e-5, "one_ulp_input": 6.3e-5, "floor": 6.3e-5}
+    near = checks(_figures(rel_l2=2.6e-4), tol, trained=False, inputs="random")
+    assert next(c for c in near if c.figure == "rel_l2").passed is False
+    apply_floor(near, tol, floor)
+    rel = next(c for c in near if c.figure == "rel_l2")
+    assert rel.passed is True and rel.limit == pytest.approx(6.3e-4)
+    assert "10 x PyTorch fp32's own rounding floor" in rel.note and "4.80e-05 from float64" in rel.note
+    row = Row("artifact", "random", {}, {}, _figures(rel_l2=2.6e-4), near, 0.1, fp32_floor=floor)
+    report = VerifyReport("m", "onnx", "fp32", None, False, False, rows=[row], inputs={})
+    assert report.passed and "pass (fp32 floor)" in report.table() and "one-ulp input change" in report.table()
+    wrong = checks(_figures(rel_l2=1e-2), tol, trained=False, inputs="random")  # a wrong layer: far over
+    apply_floor(wrong, tol, floor)
+    assert next(c for c in wrong if c.figure == "rel_l2").passed is False
+    plain = checks(_figures(rel_l2=2.6e-4), Tolerances(rel_l2=1e-4), trained=False, inputs="random")
+    apply_floor(plain, Tolerances(rel_l2=1e-4), floor)  # no multiple in the profile: the limit stands
+    assert next(c for c in plain if c.figure == "rel_l2").passed is False
+
+
+def test_the_fp32_floor_grows_with_how_chaotic_the_network_is():
+    torch.manual_seed(0)
+
+    def net(gain: float) -> nn.Module:
+        layers = [nn.Flatten()]
+        for i in range(8):
+            lin = nn.Linear(48 if i == 0 else 64, 64)
+            nn.init.orthogonal_(lin.weight, gain=gain)
+            layers += [lin, nn.Tanh()]
+        return nn.Sequential(*layers, nn.Linear(64, 10)).eval()
+
+    clips = [np.random.default_rng(i).standard_normal((1, 3, 4, 2, 2)).astype(np.float32) for i in range(4)]
+    tame, wild = net(0.5), net(8.0)
+    tame_floor = fp32_floor(tame, clips, False, torch_outputs(tame, clips, False))
+    wild_floor = fp32_floor(wild, clips, False, torch_outputs(wild, clips, False))
+    assert 0 < tame_floor["float64"] < 1e-6 and tame_floor["floor"] == max(tame_floor["float64"],
+                                                                          tame_floor["one_ulp_input"])
+    assert wild_floor["floor"] > 10 * tame_floor["floor"]
 
 
 def test_a_report_whose_numbers_were_not_run_never_passes_on_nothing():
