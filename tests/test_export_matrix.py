@@ -34,7 +34,11 @@ def _cells() -> list:
 
 @pytest.mark.parametrize(("model", "target", "precision"), _cells())
 def test_zoo_cell_exports_runs_and_passes_parity(export_cell, model, target, precision):  # noqa: F811
-    res = export_cell(model, target, precision, verify_clips=48 if model == "i3d_k400" else 8, random_clips=2)
+    # 8 real clips per cell (48 for I3D's agreement figure); a known gap is judged on the export's default 32,
+    # what a user's `edgevc export` sees
+    gap = load_profile(f"{target}-{precision}")[1].gap(model, precision)
+    clips = 48 if model == "i3d_k400" else 32 if gap else 8
+    res = export_cell(model, target, precision, verify_clips=clips, random_clips=2)
     report = res.verify
     assert report is not None and report.numeric == "run"
     assert res.ok, f"{model} {target} {precision}\n{report.table()}\n{report.failures()}"

@@ -19,8 +19,11 @@ and random clips; its logits are compared with the PyTorch fp32 model's:
 
 A stream model is fed its clips frame by frame from a zero state, each
 side carrying its own state (errors accumulate as on a device); every step's
-logits is a sample. Limits come from the device profile; each figure is a
-:class:`Check` that says whether it was enforced and why not (top-k limits
+logits is a sample. An fp32 profile's random rows may carry ``rel_l2_floor_multiple``: a row
+over its ``rel_l2`` limit then passes within that multiple of PyTorch fp32's own rounding floor on
+the same clips (:func:`fp32_floor`: its distance from float64, and the change a one-ulp nudge of
+every input value makes), measured only then, and the verdict says so. Limits come from the
+device profile; each figure is a :class:`Check` that says whether it was enforced and why not (top-k limits
 bind only trained classifiers on real clips). ``verify.json`` records
 everything; it is written beside ``edgevc.json`` and is not in ``files``.
 """
