@@ -117,6 +117,19 @@ def test_the_fp32_floor_grows_with_how_chaotic_the_network_is():
     assert wild_floor["floor"] > 10 * tame_floor["floor"]
 
 
+def test_the_fp32_floor_runs_a_stream_model_in_float64_with_its_state_cast():
+    from edgevc.models import create
+
+    torch.manual_seed(0)
+    model = create("movinet_a0_stream").eval()
+    clips = [np.random.default_rng(0).standard_normal((1, 3, 3, 64, 64)).astype(np.float32)]
+    ref32 = torch_outputs(model, clips, True)
+    assert ref32.shape[0] == 3  # one row per frame
+    floor = fp32_floor(model, clips, True, ref32)
+    assert 0 < floor["float64"] < 1e-5 and 0 < floor["one_ulp_input"] < 1e-5
+    assert next(model.parameters()).dtype == torch.float32  # the float64 run used a copy
+
+
 def test_a_report_whose_numbers_were_not_run_never_passes_on_nothing():
     report = VerifyReport("m", "coreml", "fp16", None, True, False, rows=[], inputs={}, numeric="NOT RUN: needs macOS")
     assert not report.passed
